@@ -1,0 +1,1 @@
+"""Shared runtime every service imports: config, server bootstrap, errors, auth, stores."""

@@ -1,0 +1,225 @@
+"""Typed configuration from `LEADERBOARD_*` environment variables.
+
+Every setting is declared once in `Settings` with its type, default and help;
+`load_settings` parses and validates them and fails fast with one line naming
+the variable. `docs/configuration.md` is generated from the same declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "LEADERBOARD_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _setting(default: Any, help: str, *, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("expected a number > 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected an integer > 0")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw and not raw.startswith(tuple(s + "://" for s in schemes)):
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings. Environment variable = `LEADERBOARD_` + field name in upper case."""
+
+    postgres_url: str = _setting(
+        "",
+        "PostgreSQL URL (postgresql://user:pass@host:port/db). Empty: `leaderboard up` starts an "
+        "embedded PostgreSQL under the data dir.",
+        parse=_url(("postgresql", "postgresql+psycopg", "postgres")),
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis URL (redis://host:port/db). Empty: `leaderboard up` starts an embedded Valkey.",
+        parse=_url(("redis", "rediss", "unix")),
+    )
+    data_dir: Path = _setting(
+        Path(".leaderboard"), "Where embedded servers keep their data and logs.", parse=Path
+    )
+    host: str = _setting("127.0.0.1", "Address the services listen on.")
+    auth_port: int = _setting(50051, "AuthService port.", parse=_port)
+    scores_port: int = _setting(50052, "ScoreService port.", parse=_port)
+    ranking_port: int = _setting(50053, "RankingService port.", parse=_port)
+    reports_port: int = _setting(50054, "ReportService port.", parse=_port)
+    auth_target: str = _setting("", "Address services use to reach AuthService (default host:auth_port).")
+    scores_target: str = _setting("", "Address of ScoreService (default host:scores_port).")
+    ranking_target: str = _setting("", "Address of RankingService (default host:ranking_port).")
+    reports_target: str = _setting("", "Address of ReportService (default host:reports_port).")
+    metrics_port_base: int = _setting(
+        0,
+        "First Prometheus metrics port; service i of (auth, scores, ranking, reports) and worker w "
+        "listen on base + 10*i + w. 0 disables the metrics endpoints.",
+        parse=_port,
+    )
+    log_level: str = _setting("INFO", "Log level: DEBUG, INFO, WARNING, ERROR.", parse=_log_level)
+    log_json: bool = _setting(True, "Log one JSON object per line (false: plain text).", parse=_bool)
+    shutdown_grace_seconds: float = _setting(
+        5.0, "How long in-flight RPCs get to finish on SIGTERM.", parse=_positive_float
+    )
+    rpc_timeout_seconds: float = _setting(
+        10.0, "Default deadline of the project's client for unary calls.", parse=_positive_float
+    )
+    db_pool_size: int = _setting(10, "SQLAlchemy pool size per process.", parse=_positive_int)
+    redis_max_connections: int = _setting(
+        64, "Redis connection pool size per process.", parse=_positive_int
+    )
+    jwt_issuer: str = _setting("leaderboard-auth", "`iss` claim of access tokens.")
+    jwt_audience: str = _setting("leaderboard", "`aud` claim of access tokens.")
+    access_token_ttl_seconds: int = _setting(900, "Access token lifetime.", parse=_positive_int)
+    refresh_token_ttl_seconds: int = _setting(
+        30 * 24 * 3600, "Refresh token lifetime.", parse=_positive_int
+    )
+    signing_key_secret: str = _setting(
+        "",
+        "Secret that encrypts the stored private signing keys. Empty: a random secret is created "
+        "once in the data dir (fine for development; set it in production).",
+    )
+    keys_cache_seconds: int = _setting(
+        300, "How long other services cache AuthService's public keys.", parse=_positive_int
+    )
+    argon2_time_cost: int = _setting(2, "argon2id iterations (OWASP floor: 2).", parse=_positive_int)
+    argon2_memory_kib: int = _setting(
+        19456, "argon2id memory in KiB (OWASP floor: 19456 = 19 MiB).", parse=_positive_int
+    )
+    argon2_max_concurrent: int = _setting(
+        4, "Password hashes computed at once per process (bounds memory).", parse=_positive_int
+    )
+    login_max_failures: int = _setting(
+        5, "Failed logins per account before back-off starts.", parse=_positive_int
+    )
+    submit_rate_per_second: float = _setting(
+        50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
+    )
+    batch_linger_ms: float = _setting(
+        2.0, "How long the score ingest waits to fill a micro-batch.", parse=_positive_float
+    )
+    batch_max_size: int = _setting(500, "Largest micro-batch of submissions.", parse=_positive_int)
+    window_retention_periods: int = _setting(
+        8, "Default number of past periods a window keeps readable.", parse=_non_negative_int
+    )
+    stream_tick_ms: int = _setting(
+        100, "How often rank updates are coalesced and pushed to subscribers.", parse=_positive_int
+    )
+
+    def target(self, service: str) -> str:
+        explicit: str = getattr(self, f"{service}_target")
+        if explicit:
+            return explicit
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+        return f"{host}:{getattr(self, f'{service}_port')}"
+
+    def port(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return to_sqlalchemy_url(self.postgres_url)
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Normalise any PostgreSQL URL to SQLAlchemy's psycopg 3 dialect."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return PREFIX + f.name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Parse settings from the environment; raise ConfigError naming the bad variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        name = env_name(f)
+        if name not in env:
+            continue
+        raw = env[name]
+        parse = f.metadata["parse"] or str
+        try:
+            values[f.name] = parse(raw)
+        except ValueError as exc:
+            detail = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
+            raise ConfigError(f"{name}={raw!r} is invalid: {detail}") from None
+    known = {env_name(f) for f in dataclasses.fields(Settings)}
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known and not k.startswith(PREFIX + "TEST_"))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]} (see docs/configuration.md)")
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_reference() -> str:
+    """Markdown table of every setting (docs/configuration.md is generated from it)."""
+    lines = [
+        "| Variable | Default | Meaning |",
+        "| --- | --- | --- |",
+    ]
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        lines.append(f"| `{env_name(f)}` | {shown} | {f.metadata['help']} |")
+    return "\n".join(lines) + "\n"

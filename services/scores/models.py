@@ -1,0 +1,7 @@
+"""SQLAlchemy tables of the `scores` schema (owned by this service alone)."""
+
+from __future__ import annotations
+
+from leaderboard.runtime.db import schema_metadata
+
+metadata = schema_metadata("scores")
