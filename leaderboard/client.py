@@ -10,12 +10,16 @@ request_id.
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import cast
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 from leaderboard.runtime.config import Settings
+from leaderboard.runtime.errors import STATUS_DETAILS_KEY
 from leaderboard.v1 import auth_pb2_grpc, ranking_pb2_grpc, reports_pb2_grpc, scores_pb2_grpc
 
 SERVICE_NAMES = {
@@ -32,6 +36,18 @@ _RETRY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
+
+
+def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """The ErrorInfo (reason, metadata) of a failed call; ("", {}) when it has none."""
+    trailing = cast(Sequence[tuple[str, str | bytes]], error.trailing_metadata() or ())
+    for key, value in trailing:
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info.reason, dict(info.metadata)
+    return "", {}
 
 
 def service_config(timeout_seconds: float) -> str:
@@ -95,19 +111,19 @@ class Client:
         return channel
 
     @cached_property
-    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+    def auth(self) -> auth_pb2_grpc.AuthServiceAsyncStub:
         return auth_pb2_grpc.AuthServiceStub(self.channel("auth"))
 
     @cached_property
-    def scores(self) -> scores_pb2_grpc.ScoreServiceStub:
+    def scores(self) -> scores_pb2_grpc.ScoreServiceAsyncStub:
         return scores_pb2_grpc.ScoreServiceStub(self.channel("scores"))
 
     @cached_property
-    def ranking(self) -> ranking_pb2_grpc.RankingServiceStub:
+    def ranking(self) -> ranking_pb2_grpc.RankingServiceAsyncStub:
         return ranking_pb2_grpc.RankingServiceStub(self.channel("ranking"))
 
     @cached_property
-    def reports(self) -> reports_pb2_grpc.ReportServiceStub:
+    def reports(self) -> reports_pb2_grpc.ReportServiceAsyncStub:
         return reports_pb2_grpc.ReportServiceStub(self.channel("reports"))
 
     @property
@@ -121,4 +137,4 @@ class Client:
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
-            await channel.close()
+            await channel.close(None)

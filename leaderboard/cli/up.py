@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,9 +43,11 @@ async def _wait_serving(target: str, service: str, deadline: float) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _wait_all(settings: Settings, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    await asyncio.gather(*(_wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items()))
+async def _wait_all(settings: Settings, within_seconds: float) -> None:
+    deadline = time.monotonic() + within_seconds
+    await asyncio.gather(
+        *(_wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items())
+    )
 
 
 def _env_for(settings: Settings) -> dict[str, str]:
@@ -87,6 +90,8 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
             valkey = EmbeddedValkey(settings.data_dir / "valkey")
             console.print(f"starting embedded Valkey (data in {valkey.data_dir}) ...")
             settings = dataclasses.replace(settings, redis_url=valkey.start())
+        if not settings.internal_secret:
+            settings = dataclasses.replace(settings, internal_secret=_persistent_secret(settings.data_dir))
         console.print("applying migrations ...")
         upgrade(settings.postgres_url)
         state = _write_state(settings)
@@ -95,7 +100,7 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
             cmd = [sys.executable, "-m", "leaderboard.cli.main", "serve", name, "--workers", str(workers)]
             # Own process group: Ctrl-C reaches us once, and we stop children in order.
             procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
-        asyncio.run(_wait_all(settings, timeout=60.0))
+        asyncio.run(_wait_all(settings, within_seconds=60.0))
         _print_table(settings, postgres, valkey)
         while not stopping:
             for proc in procs:
@@ -127,7 +132,18 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
         console.print("stopped")
 
 
-def _print_table(settings: Settings, postgres: EmbeddedPostgres | None, valkey: EmbeddedValkey | None) -> None:
+def _persistent_secret(data_dir: Path) -> str:
+    """A random internal secret created once per data dir (development default)."""
+    path = data_dir / "internal_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _print_table(
+    settings: Settings, postgres: EmbeddedPostgres | None, valkey: EmbeddedValkey | None
+) -> None:
     table = Table(title="leaderboard is up")
     table.add_column("service")
     table.add_column("endpoint")
@@ -142,7 +158,7 @@ def _print_table(settings: Settings, postgres: EmbeddedPostgres | None, valkey: 
 
 
 def _redact(url: str) -> str:
-    if "@" not in url or ":" not in url.split("@")[0].split("//")[-1]:
+    if "@" not in url or ":" not in url.split("@", maxsplit=1)[0].rsplit("//", maxsplit=1)[-1]:
         return url
     scheme, rest = url.split("//", 1)
     creds, host = rest.split("@", 1)

@@ -93,6 +93,9 @@ class Settings:
         "Redis URL (redis://host:port/db). Empty: `leaderboard up` starts an embedded Valkey.",
         parse=_url(("redis", "rediss", "unix")),
     )
+    redis_key_prefix: str = _setting(
+        "lb:", "Prefix of every Redis key (lets several deployments or test runs share one Redis)."
+    )
     data_dir: Path = _setting(
         Path(".leaderboard"), "Where embedded servers keep their data and logs.", parse=Path
     )
@@ -120,19 +123,21 @@ class Settings:
         10.0, "Default deadline of the project's client for unary calls.", parse=_positive_float
     )
     db_pool_size: int = _setting(10, "SQLAlchemy pool size per process.", parse=_positive_int)
-    redis_max_connections: int = _setting(
-        64, "Redis connection pool size per process.", parse=_positive_int
-    )
+    redis_max_connections: int = _setting(64, "Redis connection pool size per process.", parse=_positive_int)
     jwt_issuer: str = _setting("leaderboard-auth", "`iss` claim of access tokens.")
     jwt_audience: str = _setting("leaderboard", "`aud` claim of access tokens.")
     access_token_ttl_seconds: int = _setting(900, "Access token lifetime.", parse=_positive_int)
-    refresh_token_ttl_seconds: int = _setting(
-        30 * 24 * 3600, "Refresh token lifetime.", parse=_positive_int
-    )
+    refresh_token_ttl_seconds: int = _setting(30 * 24 * 3600, "Refresh token lifetime.", parse=_positive_int)
     signing_key_secret: str = _setting(
         "",
         "Secret that encrypts the stored private signing keys. Empty: a random secret is created "
         "once in the data dir (fine for development; set it in production).",
+    )
+    internal_secret: str = _setting(
+        "",
+        "Shared secret with which the platform's own services obtain ROLE_SERVER tokens from "
+        "AuthService (client id `internal:<service>`), e.g. ScoreService calling ApplyScores. "
+        "Empty: `leaderboard up` creates one in the data dir; internal tokens are refused when unset.",
     )
     keys_cache_seconds: int = _setting(
         300, "How long other services cache AuthService's public keys.", parse=_positive_int
@@ -205,7 +210,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             detail = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
             raise ConfigError(f"{name}={raw!r} is invalid: {detail}") from None
     known = {env_name(f) for f in dataclasses.fields(Settings)}
-    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known and not k.startswith(PREFIX + "TEST_"))
+    unknown = sorted(
+        k for k in env if k.startswith(PREFIX) and k not in known and not k.startswith(PREFIX + "TEST_")
+    )
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]} (see docs/configuration.md)")
     values.update(overrides)

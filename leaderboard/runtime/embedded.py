@@ -140,7 +140,7 @@ class EmbeddedPostgres:
                     "-c", f"synchronous_commit={'on' if self.fsync else 'off'}",
                     "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
                 ],
-                user=user, stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,
+                user=user, stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
             )  # fmt: skip
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         self._ensure_database(timeout)
@@ -164,9 +164,13 @@ class EmbeddedPostgres:
         while True:
             try:
                 with psycopg.connect(
-                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True, connect_timeout=5
+                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
+                    autocommit=True,
+                    connect_timeout=5,
                 ) as conn:
-                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+                    ).fetchone()
                     if not exists:
                         conn.execute(f'CREATE DATABASE "{DATABASE}"')
                     return
@@ -217,7 +221,7 @@ class EmbeddedValkey:
                 "--protected-mode", "yes",
                 *persistence,
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
         )  # fmt: skip
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         return self.url

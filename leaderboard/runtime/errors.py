@@ -59,7 +59,9 @@ class InvalidArgument(DomainError):
         packed.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.description)
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=self.field, description=self.description
+                    )
                 ]
             )
         )

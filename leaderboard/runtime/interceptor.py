@@ -12,8 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, cast
 
 import grpc
 from google.rpc import status_pb2
@@ -32,24 +32,25 @@ from leaderboard.runtime.tokens import TokenVerifier, bearer_token
 
 log = logging.getLogger("leaderboard.rpc")
 
-Metadata = tuple[tuple[str, str | bytes], ...]
+Metadata = Sequence[tuple[str, str | bytes]]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 _CODES_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, service: str, verifier: TokenVerifier | None) -> None:
         self._service = service
         self._verifier = verifier
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
         self._observers: dict[tuple[str, grpc.StatusCode], Callable[[float], None]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or not policy.is_ours(method):
@@ -120,20 +121,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
         )
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap(self, method: str, handler: Handler) -> Handler:
         if handler.unary_unary is not None:
-            behavior = handler.unary_unary
+            behavior: Callable[..., Awaitable[Any]] = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 started = time.perf_counter()
-                metadata = context.invocation_metadata()
+                metadata = cast(Metadata, context.invocation_metadata())
                 request_id_var.set(self._request_id(metadata))
                 code = grpc.StatusCode.OK
                 try:
                     principal_var.set(await self._authenticate(method, metadata))
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED
@@ -153,11 +154,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            stream_behavior = handler.unary_stream
+            stream_behavior: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 started = time.perf_counter()
-                metadata = context.invocation_metadata()
+                metadata = cast(Metadata, context.invocation_metadata())
                 request_id_var.set(self._request_id(metadata))
                 code = grpc.StatusCode.OK
                 try:
@@ -165,7 +166,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     async for item in stream_behavior(request, context):
                         yield item
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 import logging
 import sys
+import time
 from typing import Any
 
 from leaderboard.runtime.context import request_id_var

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -78,7 +79,9 @@ class Runtime:
         if self._redis is None:
             if not self.settings.redis_url:
                 raise RuntimeError("LEADERBOARD_REDIS_URL is not set")
-            self._redis = create_redis(self.settings.redis_url, max_connections=self.settings.redis_max_connections)
+            self._redis = create_redis(
+                self.settings.redis_url, max_connections=self.settings.redis_max_connections
+            )
         return self._redis
 
     @property
@@ -134,7 +137,7 @@ class RunningService:
     server: grpc.aio.Server
     service: Service
     runtime: Runtime
-    health: health.aio.HealthServicer
+    health: HealthServicer
 
     async def stop(self, grace: float | None = None) -> None:
         for name in ("", SERVICE_NAMES[self.name]):
@@ -167,7 +170,7 @@ async def start_service(
         maximum_concurrent_rpcs=None,
     )
     service.register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     full_name = SERVICE_NAMES[name]
     reflection.enable_server_reflection((full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

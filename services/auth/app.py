@@ -11,8 +11,8 @@ from leaderboard.v1 import auth_pb2_grpc
 class AuthServiceApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # Every RPC answers UNIMPLEMENTED until its issue lands.
-        self.servicer = auth_pb2_grpc.AuthServiceServicer()
+        # The generated base answers every RPC with UNIMPLEMENTED until its issue lands.
+        self.servicer = auth_pb2_grpc.AuthServiceServicer()  # type: ignore[abstract]
 
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self.servicer, server)

@@ -11,8 +11,8 @@ from leaderboard.v1 import reports_pb2_grpc
 class ReportServiceApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # Every RPC answers UNIMPLEMENTED until its issue lands.
-        self.servicer = reports_pb2_grpc.ReportServiceServicer()
+        # The generated base answers every RPC with UNIMPLEMENTED until its issue lands.
+        self.servicer = reports_pb2_grpc.ReportServiceServicer()  # type: ignore[abstract]
 
     def register(self, server: grpc.aio.Server) -> None:
         reports_pb2_grpc.add_ReportServiceServicer_to_server(self.servicer, server)

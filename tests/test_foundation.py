@@ -1,0 +1,120 @@
+"""Foundation: every service runs with health, reflection and the shared error mapping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from leaderboard.client import SERVICE_NAMES, error_details, open_channel
+from leaderboard.runtime import policy
+from leaderboard.v1 import auth_pb2, ranking_pb2, ranking_pb2_grpc, reports_pb2, scores_pb2
+from tests.conftest import Stack
+
+
+@pytest.mark.parametrize("name", list(SERVICE_NAMES))
+async def test_health_serving_for_service_and_overall(stack: Stack, name: str) -> None:
+    channel = stack.client.channel(name)
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", SERVICE_NAMES[name]):
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("name", list(SERVICE_NAMES))
+async def test_reflection_lists_service_health_and_reflection(stack: Stack, name: str) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(stack.client.channel(name))
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    services: set[str] = set()
+    async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+        services |= {s.name for s in reply.list_services_response.service}
+    assert {
+        SERVICE_NAMES[name],
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= services
+
+    # grpcurl describes messages from the file descriptors alone.
+    by_symbol = reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAMES[name])
+    async for reply in stub.ServerReflectionInfo(iter([by_symbol]), timeout=5):
+        assert reply.file_descriptor_response.file_descriptor_proto
+
+
+def test_every_rpc_has_an_authorization_rule() -> None:
+    from leaderboard.v1 import auth_pb2 as a
+    from leaderboard.v1 import ranking_pb2 as r
+    from leaderboard.v1 import reports_pb2 as p
+    from leaderboard.v1 import scores_pb2 as s
+
+    declared = set(policy.POLICY)
+    for module in (a, r, p, s):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                assert f"/{service.full_name}/{method.name}" in declared
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("scores", lambda c: c.scores.SubmitScore(scores_pb2.SubmitScoreRequest())),
+        ("ranking", lambda c: c.ranking.ListTopEntries(ranking_pb2.ListTopEntriesRequest())),
+        ("reports", lambda c: c.reports.ListReports(reports_pb2.ListReportsRequest())),
+        ("auth", lambda c: c.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest())),
+    ],
+)
+async def test_missing_token_is_unauthenticated_with_reason(stack: Stack, service: str, call: object) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(stack.client)  # type: ignore[operator]
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(err.value)[0] == "MISSING_CREDENTIALS"
+
+
+async def test_garbage_token_is_unauthenticated(stack: Stack) -> None:
+    client = stack.client.with_token("not-a-jwt")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.ranking.ListTopEntries(ranking_pb2.ListTopEntriesRequest(), metadata=client.metadata)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(err.value)[0] == "INVALID_TOKEN"
+
+
+async def test_unknown_method_is_unimplemented(stack: Stack) -> None:
+    channel = open_channel(stack.settings.target("ranking"))
+    call = channel.unary_unary("/leaderboard.v1.RankingService/NoSuchMethod", None, None)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(b"", timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    await channel.close(None)
+
+
+def test_bad_config_value_stops_service_with_one_clear_line() -> None:
+    env = {**os.environ, "LEADERBOARD_RANKING_PORT": "not-a-port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "leaderboard.cli.main", "serve", "ranking"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "LEADERBOARD_RANKING_PORT" in lines[0]
+
+
+async def test_stub_ranking_channel_works_over_real_port(stack: Stack) -> None:
+    # The generated stub over a plain channel (what game servers in other languages do).
+    channel = grpc.aio.insecure_channel(stack.settings.target("ranking"))
+    stub = ranking_pb2_grpc.RankingServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetLeaderboard(ranking_pb2.GetLeaderboardRequest(leaderboard_id="x"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    await channel.close(None)
