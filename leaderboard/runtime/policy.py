@@ -33,6 +33,7 @@ POLICY: dict[str, frozenset[int]] = {
     _P + "ScoreService/SubmitScore": ANY_USER,
     _P + "ScoreService/BatchSubmitScores": SERVERS,
     _P + "ScoreService/ListScoreHistory": ANY_USER,
+    _P + "ScoreService/StreamScoreEvents": SERVERS,
     # RankingService
     _P + "RankingService/CreateLeaderboard": ADMINS,
     _P + "RankingService/UpdateLeaderboard": ADMINS,

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from leaderboard.v1 import common_pb2 as leaderboard_dot_v1_dot_common__pb2
+from leaderboard.v1 import ranking_pb2 as leaderboard_dot_v1_dot_ranking__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bleaderboard/v1/scores.proto\x12\x0eleaderboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bleaderboard/v1/common.proto\"\xd5\x01\n\x12SubmitScoreRequest\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.leaderboard.v1.SubmitScoreRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9e\x01\n\x13SubmitScoreResponse\x12\x33\n\nsubmission\x18\x01 \x01(\x0b\x32\x1f.leaderboard.v1.ScoreSubmission\x12/\n\x05\x65ntry\x18\x02 \x01(\x0b\x32 .leaderboard.v1.LeaderboardEntry\x12\x10\n\x08improved\x18\x03 \x01(\x08\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\"P\n\x18\x42\x61tchSubmitScoresRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".leaderboard.v1.SubmitScoreRequest\"\x7f\n\x17\x42\x61tchSubmitScoresResult\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.leaderboard.v1.SubmitScoreResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"U\n\x19\x42\x61tchSubmitScoresResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.leaderboard.v1.BatchSubmitScoresResult\"\xc7\x01\n\x17ListScoreHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0eleaderboard_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"i\n\x18ListScoreHistoryResponse\x12\x34\n\x0bsubmissions\x18\x01 \x03(\x0b\x32\x1f.leaderboard.v1.ScoreSubmission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb7\x02\n\x0cScoreService\x12V\n\x0bSubmitScore\x12\".leaderboard.v1.SubmitScoreRequest\x1a#.leaderboard.v1.SubmitScoreResponse\x12h\n\x11\x42\x61tchSubmitScores\x12(.leaderboard.v1.BatchSubmitScoresRequest\x1a).leaderboard.v1.BatchSubmitScoresResponse\x12\x65\n\x10ListScoreHistory\x12\'.leaderboard.v1.ListScoreHistoryRequest\x1a(.leaderboard.v1.ListScoreHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bleaderboard/v1/scores.proto\x12\x0eleaderboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bleaderboard/v1/common.proto\x1a\x1cleaderboard/v1/ranking.proto\"\xd5\x01\n\x12SubmitScoreRequest\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.leaderboard.v1.SubmitScoreRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9e\x01\n\x13SubmitScoreResponse\x12\x33\n\nsubmission\x18\x01 \x01(\x0b\x32\x1f.leaderboard.v1.ScoreSubmission\x12/\n\x05\x65ntry\x18\x02 \x01(\x0b\x32 .leaderboard.v1.LeaderboardEntry\x12\x10\n\x08improved\x18\x03 \x01(\x08\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\"P\n\x18\x42\x61tchSubmitScoresRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".leaderboard.v1.SubmitScoreRequest\"\x7f\n\x17\x42\x61tchSubmitScoresResult\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.leaderboard.v1.SubmitScoreResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"U\n\x19\x42\x61tchSubmitScoresResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.leaderboard.v1.BatchSubmitScoresResult\"\xc7\x01\n\x17ListScoreHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0eleaderboard_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"i\n\x18ListScoreHistoryResponse\x12\x34\n\x0bsubmissions\x18\x01 \x03(\x0b\x32\x1f.leaderboard.v1.ScoreSubmission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x18StreamScoreEventsRequest\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\"G\n\x19StreamScoreEventsResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.leaderboard.v1.ScoreEvent2\xa3\x03\n\x0cScoreService\x12V\n\x0bSubmitScore\x12\".leaderboard.v1.SubmitScoreRequest\x1a#.leaderboard.v1.SubmitScoreResponse\x12h\n\x11\x42\x61tchSubmitScores\x12(.leaderboard.v1.BatchSubmitScoresRequest\x1a).leaderboard.v1.BatchSubmitScoresResponse\x12\x65\n\x10ListScoreHistory\x12\'.leaderboard.v1.ListScoreHistoryRequest\x1a(.leaderboard.v1.ListScoreHistoryResponse\x12j\n\x11StreamScoreEvents\x12(.leaderboard.v1.StreamScoreEventsRequest\x1a).leaderboard.v1.StreamScoreEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,22 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SUBMITSCOREREQUEST']._serialized_start=110
-  _globals['_SUBMITSCOREREQUEST']._serialized_end=323
-  _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._serialized_start=276
-  _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._serialized_end=323
-  _globals['_SUBMITSCORERESPONSE']._serialized_start=326
-  _globals['_SUBMITSCORERESPONSE']._serialized_end=484
-  _globals['_BATCHSUBMITSCORESREQUEST']._serialized_start=486
-  _globals['_BATCHSUBMITSCORESREQUEST']._serialized_end=566
-  _globals['_BATCHSUBMITSCORESRESULT']._serialized_start=568
-  _globals['_BATCHSUBMITSCORESRESULT']._serialized_end=695
-  _globals['_BATCHSUBMITSCORESRESPONSE']._serialized_start=697
-  _globals['_BATCHSUBMITSCORESRESPONSE']._serialized_end=782
-  _globals['_LISTSCOREHISTORYREQUEST']._serialized_start=785
-  _globals['_LISTSCOREHISTORYREQUEST']._serialized_end=984
-  _globals['_LISTSCOREHISTORYRESPONSE']._serialized_start=986
-  _globals['_LISTSCOREHISTORYRESPONSE']._serialized_end=1091
-  _globals['_SCORESERVICE']._serialized_start=1094
-  _globals['_SCORESERVICE']._serialized_end=1405
+  _globals['_SUBMITSCOREREQUEST']._serialized_start=140
+  _globals['_SUBMITSCOREREQUEST']._serialized_end=353
+  _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._serialized_start=306
+  _globals['_SUBMITSCOREREQUEST_METADATAENTRY']._serialized_end=353
+  _globals['_SUBMITSCORERESPONSE']._serialized_start=356
+  _globals['_SUBMITSCORERESPONSE']._serialized_end=514
+  _globals['_BATCHSUBMITSCORESREQUEST']._serialized_start=516
+  _globals['_BATCHSUBMITSCORESREQUEST']._serialized_end=596
+  _globals['_BATCHSUBMITSCORESRESULT']._serialized_start=598
+  _globals['_BATCHSUBMITSCORESRESULT']._serialized_end=725
+  _globals['_BATCHSUBMITSCORESRESPONSE']._serialized_start=727
+  _globals['_BATCHSUBMITSCORESRESPONSE']._serialized_end=812
+  _globals['_LISTSCOREHISTORYREQUEST']._serialized_start=815
+  _globals['_LISTSCOREHISTORYREQUEST']._serialized_end=1014
+  _globals['_LISTSCOREHISTORYRESPONSE']._serialized_start=1016
+  _globals['_LISTSCOREHISTORYRESPONSE']._serialized_end=1121
+  _globals['_STREAMSCOREEVENTSREQUEST']._serialized_start=1123
+  _globals['_STREAMSCOREEVENTSREQUEST']._serialized_end=1173
+  _globals['_STREAMSCOREEVENTSRESPONSE']._serialized_start=1175
+  _globals['_STREAMSCOREEVENTSRESPONSE']._serialized_end=1246
+  _globals['_SCORESERVICE']._serialized_start=1249
+  _globals['_SCORESERVICE']._serialized_end=1668
 # @@protoc_insertion_point(module_scope)

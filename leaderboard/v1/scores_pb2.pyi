@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from leaderboard.v1 import common_pb2 as _common_pb2
+from leaderboard.v1 import ranking_pb2 as _ranking_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -275,3 +276,49 @@ class ListScoreHistoryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListScoreHistoryResponse: _TypeAlias = ListScoreHistoryResponse  # noqa: Y015
+
+@_typing.final
+class StreamScoreEventsRequest(_message.Message):
+    """Request of StreamScoreEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADERBOARD_ID_FIELD_NUMBER: _builtins.int
+    leaderboard_id: _builtins.str
+    """Leaderboard whose submissions to stream."""
+    def __init__(
+        self,
+        *,
+        leaderboard_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaderboard_id", b"leaderboard_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamScoreEventsRequest: _TypeAlias = StreamScoreEventsRequest  # noqa: Y015
+
+@_typing.final
+class StreamScoreEventsResponse(_message.Message):
+    """A chunk of StreamScoreEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_ranking_pb2.ScoreEvent]:
+        """Submissions in commit order, as score events."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_ranking_pb2.ScoreEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamScoreEventsResponse: _TypeAlias = StreamScoreEventsResponse  # noqa: Y015

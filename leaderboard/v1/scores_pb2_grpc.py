@@ -51,6 +51,11 @@ class ScoreServiceStub:
                 request_serializer=leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryRequest.SerializeToString,
                 response_deserializer=leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryResponse.FromString,
                 _registered_method=True)
+        self.StreamScoreEvents = channel.unary_stream(
+                '/leaderboard.v1.ScoreService/StreamScoreEvents',
+                request_serializer=leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsRequest.SerializeToString,
+                response_deserializer=leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ScoreServiceServicer:
@@ -79,6 +84,14 @@ class ScoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamScoreEvents(self, request, context):
+        """Streams every stored submission of a leaderboard in commit order (internal:
+        RankingService.RebuildLeaderboard replays it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_ScoreServiceServicer_to_server(servicer, server):
                     servicer.ListScoreHistory,
                     request_deserializer=leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryRequest.FromString,
                     response_serializer=leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryResponse.SerializeToString,
+            ),
+            'StreamScoreEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamScoreEvents,
+                    request_deserializer=leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsRequest.FromString,
+                    response_serializer=leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +199,33 @@ class ScoreService:
             '/leaderboard.v1.ScoreService/ListScoreHistory',
             leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryRequest.SerializeToString,
             leaderboard_dot_v1_dot_scores__pb2.ListScoreHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamScoreEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/leaderboard.v1.ScoreService/StreamScoreEvents',
+            leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsRequest.SerializeToString,
+            leaderboard_dot_v1_dot_scores__pb2.StreamScoreEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

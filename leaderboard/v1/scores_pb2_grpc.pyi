@@ -41,6 +41,10 @@ class ScoreServiceStub:
     """Submits up to 1,000 scores (game servers); results per item."""
     ListScoreHistory: _grpc.UnaryUnaryMultiCallable[_scores_pb2.ListScoreHistoryRequest, _scores_pb2.ListScoreHistoryResponse]
     """Lists stored submissions, newest first."""
+    StreamScoreEvents: _grpc.UnaryStreamMultiCallable[_scores_pb2.StreamScoreEventsRequest, _scores_pb2.StreamScoreEventsResponse]
+    """Streams every stored submission of a leaderboard in commit order (internal:
+    RankingService.RebuildLeaderboard replays it).
+    """
 
 @_typing.type_check_only
 class ScoreServiceAsyncStub(ScoreServiceStub):
@@ -55,6 +59,10 @@ class ScoreServiceAsyncStub(ScoreServiceStub):
     """Submits up to 1,000 scores (game servers); results per item."""
     ListScoreHistory: _aio.UnaryUnaryMultiCallable[_scores_pb2.ListScoreHistoryRequest, _scores_pb2.ListScoreHistoryResponse]  # type: ignore[assignment]
     """Lists stored submissions, newest first."""
+    StreamScoreEvents: _aio.UnaryStreamMultiCallable[_scores_pb2.StreamScoreEventsRequest, _scores_pb2.StreamScoreEventsResponse]  # type: ignore[assignment]
+    """Streams every stored submission of a leaderboard in commit order (internal:
+    RankingService.RebuildLeaderboard replays it).
+    """
 
 class ScoreServiceServicer(metaclass=_abc_1.ABCMeta):
     """Score ingest and score history. A submission is acknowledged only once it
@@ -84,5 +92,15 @@ class ScoreServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scores_pb2.ListScoreHistoryResponse, _abc.Awaitable[_scores_pb2.ListScoreHistoryResponse]]:
         """Lists stored submissions, newest first."""
+
+    @_abc_1.abstractmethod
+    def StreamScoreEvents(
+        self,
+        request: _scores_pb2.StreamScoreEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scores_pb2.StreamScoreEventsResponse], _abc.AsyncIterator[_scores_pb2.StreamScoreEventsResponse]]:
+        """Streams every stored submission of a leaderboard in commit order (internal:
+        RankingService.RebuildLeaderboard replays it).
+        """
 
 def add_ScoreServiceServicer_to_server(servicer: ScoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
