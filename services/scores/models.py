@@ -1,7 +1,52 @@
-"""SQLAlchemy tables of the `scores` schema (owned by this service alone)."""
+"""Tables of the `scores` schema (owned by ScoreService alone).
+
+score_events is range-partitioned by month on created_at (DDL in the
+migrations; SQLAlchemy only needs the columns). submission_requests makes
+request_id idempotent per caller; outbox holds committed events that ranking
+has not confirmed yet.
+"""
 
 from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from leaderboard.runtime.db import schema_metadata
 
 metadata = schema_metadata("scores")
+
+score_events = Table(
+    "score_events",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("created_at", DateTime(timezone=True), primary_key=True),
+    Column("leaderboard_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("score", BigInteger, nullable=False),
+    Column("request_id", UUID(as_uuid=False), nullable=False),
+    Column("submitted_by", String(64), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+)
+
+submission_requests = Table(
+    "submission_requests",
+    metadata,
+    Column("caller_id", String(64), primary_key=True),
+    Column("request_id", UUID(as_uuid=False), primary_key=True),
+    Column("submission_id", UUID(as_uuid=False), nullable=False),
+    Column("body_hash", LargeBinary, nullable=False),
+    Column("response", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("parked_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,278 @@
+"""Micro-batching of submissions: concurrent SubmitScore calls share one
+PostgreSQL statement (so one commit), one ApplyScores call and so one Redis
+round trip. Throughput grows with concurrency instead of with commits.
+
+A batch is acknowledged only after its statement committed. If ranking
+fails, the answer says `applied=false` and the outbox relay applies it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
+from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
+from services.scores.ranking_link import RankingLink
+from services.scores.score_store import ExistingRequest, ScoreStore
+from services.scores.submissions import Submission
+
+log = logging.getLogger("leaderboard.scores.batcher")
+
+IDLE_FLUSH_SECONDS = 0.2
+
+
+def to_proto(s: Submission) -> common_pb2.ScoreSubmission:
+    created = timestamp_pb2.Timestamp()
+    if s.created_at is not None:
+        created.FromDatetime(s.created_at)
+    return common_pb2.ScoreSubmission(
+        id=s.id,
+        request_id=s.request_id,
+        leaderboard_id=s.leaderboard_id,
+        user_id=s.user_id,
+        score=s.score,
+        metadata=s.metadata,
+        create_time=created,
+        submitted_by=s.submitted_by,
+    )
+
+
+def now_ms() -> datetime:
+    """Now, truncated to the millisecond: history and ranking must agree exactly."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: Submission
+    future: asyncio.Future[scores_pb2.SubmitScoreResponse]
+
+
+class SubmitBatcher:
+    def __init__(
+        self,
+        store: ScoreStore,
+        ranking: RankingLink,
+        *,
+        linger_seconds: float,
+        max_batch: int,
+        max_in_flight: int = 4,
+    ) -> None:
+        self._store = store
+        self._ranking = ranking
+        self._linger = linger_seconds
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._busy = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        # Bookkeeping deferred to the next batch's statement (saves a round trip each).
+        self._applied_outbox: list[int] = []
+        self._responses: list[tuple[str, str, bytes]] = []
+
+    async def start(self) -> None:
+        self._worker = asyncio.create_task(self._run(), name="submit-batcher")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._flush_bookkeeping()
+
+    async def submit(self, item: Submission) -> scores_pb2.SubmitScoreResponse:
+        future: asyncio.Future[scores_pb2.SubmitScoreResponse] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(item, future))
+        return await future
+
+    async def submit_many(self, items: Sequence[Submission]) -> list[scores_pb2.SubmitScoreResponse | BaseException]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            future: asyncio.Future[scores_pb2.SubmitScoreResponse] = loop.create_future()
+            self._queue.put_nowait(_Pending(item, future))
+            futures.append(future)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(
+                    self._queue.get(), IDLE_FLUSH_SECONDS if self._has_bookkeeping() else None
+                )
+            except TimeoutError:
+                await self._flush_bookkeeping_safely()
+                continue
+            batch = [first]
+            self._drain(batch)
+            if len(batch) < self._max_batch and self._busy:
+                # Others are in flight: wait briefly so this batch fills up.
+                await asyncio.sleep(self._linger)
+                self._drain(batch)
+            await self._in_flight.acquire()
+            self._busy += 1
+            task = asyncio.create_task(self._process(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._busy -= 1
+        self._in_flight.release()
+
+    def _drain(self, batch: list[_Pending]) -> None:
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
+
+    def _has_bookkeeping(self) -> bool:
+        return bool(self._applied_outbox or self._responses)
+
+    def _take_bookkeeping(self) -> tuple[list[int], list[tuple[str, str, bytes]]]:
+        applied, responses = self._applied_outbox, self._responses
+        self._applied_outbox, self._responses = [], []
+        return applied, responses
+
+    def _restore_bookkeeping(self, applied: list[int], responses: list[tuple[str, str, bytes]]) -> None:
+        self._applied_outbox.extend(applied)
+        self._responses.extend(responses)
+
+    async def _flush_bookkeeping(self) -> None:
+        applied, responses = self._take_bookkeeping()
+        if not applied and not responses:
+            return
+        try:
+            await self._store.flush_bookkeeping(applied, responses)
+        except Exception:
+            self._restore_bookkeeping(applied, responses)
+            raise
+
+    async def _flush_bookkeeping_safely(self) -> None:
+        try:
+            await self._flush_bookkeeping()
+        except Exception:
+            log.warning("deferred outbox/response writes failed; will retry", exc_info=True)
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        try:
+            await self._process_batch(batch)
+        except Exception as exc:  # never leave a caller hanging
+            log.exception("batch failed")
+            error = exc if isinstance(exc, DomainError) else Unavailable("score store unavailable, retry")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+
+    async def _process_batch(self, batch: list[_Pending]) -> None:
+        # Same caller + request_id inside one batch: the first is the leader.
+        leaders: dict[tuple[str, str], _Pending] = {}
+        followers: list[_Pending] = []
+        for pending in batch:
+            if pending.future.done():
+                continue  # caller went away (cancelled)
+            if pending.item.key in leaders:
+                followers.append(pending)
+            else:
+                leaders[pending.item.key] = pending
+        created = now_ms()
+        items = [p.item for p in leaders.values()]
+        for item in items:
+            item.created_at = created
+        applied, responses = self._take_bookkeeping()
+        try:
+            fresh = await self._store.insert_batch(items, applied_outbox_ids=applied, responses=responses)
+        except Exception:
+            self._restore_bookkeeping(applied, responses)
+            raise
+        duplicates = [p for p in leaders.values() if p.item.id not in fresh]
+        if duplicates:
+            await self._answer_duplicates(duplicates)
+        new = [p for p in leaders.values() if p.item.id in fresh]
+        if new:
+            await self._apply_and_answer(new, fresh)
+        for follower in followers:
+            self._answer_follower(follower, leaders[follower.item.key])
+
+    async def _apply_and_answer(self, new: list[_Pending], outbox_ids: dict[str, int]) -> None:
+        results: dict[str, ranking_pb2.ApplyScoresResult] = {}
+        try:
+            results = {r.event_id: r for r in await self._ranking.apply([p.item for p in new])}
+        except grpc.aio.AioRpcError as exc:
+            # Durable already: the relay will deliver it; answer with rank unknown.
+            log.warning("ApplyScores failed (%s); the outbox relay will retry", exc.code().name)
+        for pending in new:
+            found = results.get(pending.item.id)
+            response = scores_pb2.SubmitScoreResponse(submission=to_proto(pending.item), applied=found is not None)
+            if found is not None:
+                response.entry.CopyFrom(found.entry)
+                response.improved = found.improved
+                self._applied_outbox.append(outbox_ids[pending.item.id])
+                self._responses.append((pending.item.caller_id, pending.item.request_id, response.SerializeToString()))
+            if not pending.future.done():
+                pending.future.set_result(response)
+
+    async def _answer_duplicates(self, duplicates: list[_Pending]) -> None:
+        existing = await self._store.existing_requests([p.item.key for p in duplicates])
+        for pending in duplicates:
+            found = existing.get(pending.item.key)
+            if pending.future.done():
+                continue
+            if found is None:  # the row vanished between statements: treat as transient
+                pending.future.set_exception(Unavailable("retry the submission"))
+                continue
+            if found.body_hash != pending.item.body_hash:
+                pending.future.set_exception(_reused(pending.item))
+                continue
+            try:
+                pending.future.set_result(_replay(found))
+            except DomainError as exc:
+                pending.future.set_exception(exc)
+
+    @staticmethod
+    def _answer_follower(follower: _Pending, leader: _Pending) -> None:
+        if follower.future.done():
+            return
+        if follower.item.body_hash != leader.item.body_hash:
+            follower.future.set_exception(_reused(follower.item))
+            return
+        if leader.future.cancelled():
+            follower.future.set_exception(Unavailable("retry the submission"))
+            return
+        exc = leader.future.exception()
+        if exc is not None:
+            follower.future.set_exception(exc)
+        else:
+            follower.future.set_result(leader.future.result())
+
+
+def _reused(item: Submission) -> AlreadyExists:
+    return AlreadyExists(
+        "request_id was already used with a different request body",
+        reason="REQUEST_ID_REUSED",
+        metadata={"request_id": item.request_id},
+    )
+
+
+def _replay(found: ExistingRequest) -> scores_pb2.SubmitScoreResponse:
+    """The first answer of an already stored request (AIP-155)."""
+    if found.response is not None:
+        return scores_pb2.SubmitScoreResponse.FromString(found.response)
+    stored = found.stored
+    if stored is None:
+        raise Unavailable("retry the submission")
+    return scores_pb2.SubmitScoreResponse(submission=to_proto(stored), applied=False)

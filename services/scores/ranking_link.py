@@ -1,0 +1,86 @@
+"""ScoreService's view of RankingService: leaderboard rules (cached) and ApplyScores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from leaderboard.client import Client
+from leaderboard.runtime.errors import Unavailable
+from leaderboard.runtime.service_token import ServiceToken
+from leaderboard.v1 import ranking_pb2
+from services.scores.submissions import MAX_SAFE_SCORE, BoardRules, Submission
+
+RULES_TTL_SECONDS = 5.0
+MISSING_TTL_SECONDS = 1.0
+
+
+def to_event(s: Submission) -> ranking_pb2.ScoreEvent:
+    assert s.created_at is not None
+    achieved = timestamp_pb2.Timestamp()
+    achieved.FromDatetime(s.created_at)
+    return ranking_pb2.ScoreEvent(
+        event_id=s.id,
+        leaderboard_id=s.leaderboard_id,
+        user_id=s.user_id,
+        score=s.score,
+        achieved_at=achieved,
+        display_name=s.display_name,
+    )
+
+
+class RankingLink:
+    def __init__(self, client: Client, token: ServiceToken, *, apply_timeout: float = 3.0) -> None:
+        self._client = client
+        self._token = token
+        self._apply_timeout = apply_timeout
+        self._rules: dict[str, tuple[float, BoardRules | None]] = {}
+
+    async def rules(self, leaderboard_id: str) -> BoardRules | None:
+        """The board's ingest rules, None when it does not exist (cached briefly)."""
+        cached = self._rules.get(leaderboard_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            reply = await self._client.ranking.GetLeaderboard(
+                ranking_pb2.GetLeaderboardRequest(leaderboard_id=leaderboard_id),
+                metadata=await self._token.metadata(),
+                timeout=self._apply_timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                self._rules[leaderboard_id] = (now + MISSING_TTL_SECONDS, None)
+                return None
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self._token.invalidate()
+            if cached is not None:
+                return cached[1]  # ranking is down: the last known rules still hold
+            raise Unavailable("leaderboard catalog unavailable", reason="RANKING_UNAVAILABLE") from None
+        board = reply.leaderboard
+        rules = BoardRules(
+            leaderboard_id=board.id,
+            min_score=board.min_score if board.HasField("min_score") else -MAX_SAFE_SCORE,
+            max_score=board.max_score if board.HasField("max_score") else MAX_SAFE_SCORE,
+            # The derived global board takes no direct submissions.
+            authoritative=board.authoritative,
+        )
+        self._rules[leaderboard_id] = (now + RULES_TTL_SECONDS, rules)
+        return rules
+
+    async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
+        """One ApplyScores call for a whole batch; raises grpc.aio.AioRpcError on failure."""
+        try:
+            reply = await self._client.ranking.ApplyScores(
+                ranking_pb2.ApplyScoresRequest(events=[to_event(s) for s in events]),
+                metadata=await self._token.metadata(),
+                timeout=self._apply_timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self._token.invalidate()
+            raise
+        return list(reply.results)

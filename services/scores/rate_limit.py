@@ -1,0 +1,33 @@
+"""Per-player token bucket for submissions (per process).
+
+With R replicas a player can reach R times the rate; the limit is about
+stopping floods from one client, not exact accounting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+
+class RateLimiter:
+    def __init__(self, rate_per_second: float, burst: float, *, max_keys: int = 100_000) -> None:
+        self._rate = rate_per_second
+        self._burst = burst
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def try_acquire(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
+        """0.0 when allowed; otherwise the seconds to wait before `cost` tokens are there."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
+            wait = 0.0
+        else:
+            self._buckets[key] = (tokens, now)
+            wait = (cost - tokens) / self._rate
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)  # forget the least recently seen player
+        return wait

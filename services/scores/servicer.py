@@ -1,0 +1,167 @@
+"""ScoreService RPC handlers: validate, authorize, hand to the batcher/store, map to protos."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from leaderboard.runtime import paging
+from leaderboard.runtime.context import Principal, current_principal
+from leaderboard.runtime.errors import DomainError, InvalidArgument, PermissionDenied, ResourceExhausted
+from leaderboard.v1 import scores_pb2, scores_pb2_grpc
+from services.scores.batcher import SubmitBatcher, to_proto
+from services.scores.ranking_link import RankingLink, to_event
+from services.scores.rate_limit import RateLimiter
+from services.scores.score_store import ScoreStore
+from services.scores.submissions import (
+    MAX_BATCH,
+    Submission,
+    body_hash,
+    check_score,
+    parse_request_id,
+    resolve_player,
+    validate_metadata,
+)
+
+HISTORY_DEFAULT_PAGE = 50
+HISTORY_MAX_PAGE = 1000
+STREAM_CHUNK = 1000
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _time(ts: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if present else None
+
+
+class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
+    def __init__(self, store: ScoreStore, ranking: RankingLink, batcher: SubmitBatcher, limiter: RateLimiter) -> None:
+        self._store = store
+        self._ranking = ranking
+        self._batcher = batcher
+        self._limiter = limiter
+
+    async def _validate(
+        self, request: scores_pb2.SubmitScoreRequest, principal: Principal, field_prefix: str = ""
+    ) -> Submission:
+        try:
+            if not request.leaderboard_id:
+                raise InvalidArgument("leaderboard_id", "required")
+            request_id = parse_request_id(request.request_id)
+            user_id = resolve_player(principal, request.user_id)
+            metadata = validate_metadata(dict(request.metadata))
+            rules = await self._ranking.rules(request.leaderboard_id)
+            check_score(rules, request.leaderboard_id, request.score, principal)
+        except InvalidArgument as exc:
+            if field_prefix:
+                raise InvalidArgument(field_prefix + exc.field, exc.description, reason=exc.reason) from None
+            raise
+        wait = self._limiter.try_acquire(user_id)
+        if wait:
+            raise ResourceExhausted("too many submissions for this player", retry_after=wait)
+        return Submission(
+            caller_id=principal.user_id,
+            request_id=request_id,
+            leaderboard_id=request.leaderboard_id,
+            user_id=user_id,
+            score=request.score,
+            metadata=metadata,
+            submitted_by=principal.user_id,
+            # A player's own name comes with its token; for a game server's submission it is unknown here.
+            display_name=principal.display_name if user_id == principal.user_id else "",
+            body_hash=body_hash(request.leaderboard_id, user_id, request.score, metadata),
+        )
+
+    async def SubmitScore(
+        self, request: scores_pb2.SubmitScoreRequest, context: Context
+    ) -> scores_pb2.SubmitScoreResponse:
+        item = await self._validate(request, current_principal())
+        return await self._batcher.submit(item)
+
+    async def BatchSubmitScores(
+        self, request: scores_pb2.BatchSubmitScoresRequest, context: Context
+    ) -> scores_pb2.BatchSubmitScoresResponse:
+        if not request.requests:
+            raise InvalidArgument("requests", "at least one submission")
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument("requests", f"at most {MAX_BATCH} submissions per call")
+        principal = current_principal()
+        results = [scores_pb2.BatchSubmitScoresResult() for _ in request.requests]
+        valid: list[tuple[int, Submission]] = []
+        for index, item in enumerate(request.requests):
+            try:
+                valid.append((index, await self._validate(item, principal, f"requests[{index}].")))
+            except DomainError as exc:
+                _fail(results[index], exc)
+        outcomes = await self._batcher.submit_many([s for _, s in valid])
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, scores_pb2.SubmitScoreResponse):
+                results[index].response.CopyFrom(outcome)
+            elif isinstance(outcome, DomainError):
+                _fail(results[index], outcome)
+            else:
+                raise outcome
+        return scores_pb2.BatchSubmitScoresResponse(results=results)
+
+    async def ListScoreHistory(
+        self, request: scores_pb2.ListScoreHistoryRequest, context: Context
+    ) -> scores_pb2.ListScoreHistoryResponse:
+        principal = current_principal()
+        user_id = request.user_id or principal.user_id
+        if user_id != principal.user_id and not (principal.is_admin or principal.is_server):
+            raise PermissionDenied("players may only read their own history", reason="HISTORY_OF_OTHER_USER")
+        size = paging.page_size(request.page_size, default=HISTORY_DEFAULT_PAGE, maximum=HISTORY_MAX_PAGE)
+        start = _time(request.start_time, request.HasField("start_time"))
+        end = _time(request.end_time, request.HasField("end_time"))
+        if start and end and start >= end:
+            raise InvalidArgument("end_time", "must be after start_time")
+        filters = (user_id, request.leaderboard_id, str(start), str(end))
+        cursor = paging.decode_token(request.page_token, filters)
+        after = None
+        if cursor is not None:
+            try:
+                after = (datetime.fromisoformat(cursor["t"]), str(cursor["i"]))
+            except (KeyError, ValueError):
+                raise InvalidArgument("page_token", "malformed page token") from None
+        rows = await self._store.history(
+            user_id=user_id,
+            leaderboard_id=request.leaderboard_id,
+            start=start,
+            end=end,
+            after=after,
+            limit=size + 1,
+        )
+        response = scores_pb2.ListScoreHistoryResponse(submissions=[to_proto(r) for r in rows[:size]])
+        if len(rows) > size:
+            last = rows[size - 1]
+            assert last.created_at is not None
+            response.next_page_token = paging.encode_token({"t": last.created_at.isoformat(), "i": last.id}, filters)
+        return response
+
+    async def StreamScoreEvents(
+        self, request: scores_pb2.StreamScoreEventsRequest, context: Context
+    ) -> AsyncIterator[scores_pb2.StreamScoreEventsResponse]:
+        if not request.leaderboard_id:
+            raise InvalidArgument("leaderboard_id", "required")
+        after: tuple[datetime, str] | None = None
+        while True:
+            rows = await self._store.board_events(request.leaderboard_id, after, STREAM_CHUNK)
+            if rows:
+                yield scores_pb2.StreamScoreEventsResponse(events=[to_event(r) for r in rows])
+            if len(rows) < STREAM_CHUNK:
+                return
+            last = rows[-1]
+            assert last.created_at is not None
+            after = (last.created_at, last.id)
+            await asyncio.sleep(0)
+
+
+def _fail(result: scores_pb2.BatchSubmitScoresResult, exc: DomainError) -> None:
+    result.code = exc.code.value[0]
+    result.message = exc.message
+    result.reason = exc.reason
