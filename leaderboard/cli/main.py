@@ -22,9 +22,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from leaderboard.runtime.migrations import SERVICES, upgrade
 
     if not settings.postgres_url:
-        print(
-            "LEADERBOARD_POSTGRES_URL is not set (make up sets it for the embedded server)", file=sys.stderr
-        )
+        print("LEADERBOARD_POSTGRES_URL is not set (make up sets it for the embedded server)", file=sys.stderr)
         return 2
     upgrade(settings.postgres_url, tuple(args.service) if args.service else SERVICES)
     print("migrations applied")
@@ -45,14 +43,10 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="leaderboard", description="Real-time leaderboard backend for games."
-    )
+    parser = argparse.ArgumentParser(prog="leaderboard", description="Real-time leaderboard backend for games.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser(
-        "up", help="start embedded stores (unless URLs are set), migrate, run all four services"
-    )
+    up = sub.add_parser("up", help="start embedded stores (unless URLs are set), migrate, run all four services")
     up.add_argument("--workers", type=int, default=1, help="processes per service")
     up.set_defaults(handler=_up)
 

@@ -45,9 +45,7 @@ async def _wait_serving(target: str, service: str, deadline: float) -> None:
 
 async def _wait_all(settings: Settings, within_seconds: float) -> None:
     deadline = time.monotonic() + within_seconds
-    await asyncio.gather(
-        *(_wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items())
-    )
+    await asyncio.gather(*(_wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items()))
 
 
 def _env_for(settings: Settings) -> dict[str, str]:
@@ -61,9 +59,7 @@ def _env_for(settings: Settings) -> dict[str, str]:
 def _write_state(settings: Settings) -> Path:
     """Remember the running stack's URLs so CLI tools (admin, bench) find it with no flags."""
     path = settings.data_dir / STATE_FILE
-    path.write_text(
-        f"LEADERBOARD_POSTGRES_URL={settings.postgres_url}\nLEADERBOARD_REDIS_URL={settings.redis_url}\n"
-    )
+    path.write_text(f"LEADERBOARD_POSTGRES_URL={settings.postgres_url}\nLEADERBOARD_REDIS_URL={settings.redis_url}\n")
     return path
 
 
@@ -141,9 +137,7 @@ def _persistent_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _print_table(
-    settings: Settings, postgres: EmbeddedPostgres | None, valkey: EmbeddedValkey | None
-) -> None:
+def _print_table(settings: Settings, postgres: EmbeddedPostgres | None, valkey: EmbeddedValkey | None) -> None:
     table = Table(title="leaderboard is up")
     table.add_column("service")
     table.add_column("endpoint")

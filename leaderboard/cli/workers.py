@@ -29,9 +29,7 @@ def serve_workers(service: str, settings: Settings, *, workers: int, worker_inde
     if workers <= 1:
         return serve_one(service, settings, worker_index)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "leaderboard.cli.main", "serve", service, "--worker-index", str(i)]
-        )
+        subprocess.Popen([sys.executable, "-m", "leaderboard.cli.main", "serve", service, "--worker-index", str(i)])
         for i in range(workers)
     ]
 

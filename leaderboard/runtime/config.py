@@ -96,9 +96,7 @@ class Settings:
     redis_key_prefix: str = _setting(
         "lb:", "Prefix of every Redis key (lets several deployments or test runs share one Redis)."
     )
-    data_dir: Path = _setting(
-        Path(".leaderboard"), "Where embedded servers keep their data and logs.", parse=Path
-    )
+    data_dir: Path = _setting(Path(".leaderboard"), "Where embedded servers keep their data and logs.", parse=Path)
     host: str = _setting("127.0.0.1", "Address the services listen on.")
     auth_port: int = _setting(50051, "AuthService port.", parse=_port)
     scores_port: int = _setting(50052, "ScoreService port.", parse=_port)
@@ -149,9 +147,7 @@ class Settings:
     argon2_max_concurrent: int = _setting(
         4, "Password hashes computed at once per process (bounds memory).", parse=_positive_int
     )
-    login_max_failures: int = _setting(
-        5, "Failed logins per account before back-off starts.", parse=_positive_int
-    )
+    login_max_failures: int = _setting(5, "Failed logins per account before back-off starts.", parse=_positive_int)
     submit_rate_per_second: float = _setting(
         50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
     )
@@ -210,9 +206,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             detail = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
             raise ConfigError(f"{name}={raw!r} is invalid: {detail}") from None
     known = {env_name(f) for f in dataclasses.fields(Settings)}
-    unknown = sorted(
-        k for k in env if k.startswith(PREFIX) and k not in known and not k.startswith(PREFIX + "TEST_")
-    )
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known and not k.startswith(PREFIX + "TEST_"))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]} (see docs/configuration.md)")
     values.update(overrides)

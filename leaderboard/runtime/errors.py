@@ -59,9 +59,7 @@ class InvalidArgument(DomainError):
         packed.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=self.field, description=self.description
-                    )
+                    error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.description)
                 ]
             )
         )

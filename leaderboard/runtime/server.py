@@ -79,9 +79,7 @@ class Runtime:
         if self._redis is None:
             if not self.settings.redis_url:
                 raise RuntimeError("LEADERBOARD_REDIS_URL is not set")
-            self._redis = create_redis(
-                self.settings.redis_url, max_connections=self.settings.redis_max_connections
-            )
+            self._redis = create_redis(self.settings.redis_url, max_connections=self.settings.redis_max_connections)
         return self._redis
 
     @property
