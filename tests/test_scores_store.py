@@ -108,8 +108,9 @@ async def test_batch_insert_is_idempotent_per_caller_and_request(store: ScoreSto
     assert set(fresh) == {other_caller.id}  # same id from another caller is another request
     existing = await store.existing_requests([again.key])
     assert existing[again.key].submission_id == first.id
-    assert existing[again.key].stored is not None
-    assert existing[again.key].stored.score == 10
+    stored = existing[again.key].stored
+    assert stored is not None
+    assert stored.score == 10
 
 
 async def test_outbox_rows_and_deferred_bookkeeping(store: ScoreStore) -> None:
