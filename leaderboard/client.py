@@ -53,6 +53,8 @@ def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
 def service_config(timeout_seconds: float) -> str:
     return json.dumps(
         {
+            # Spreads calls over every address a `dns:///` target resolves to (replicas).
+            "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
                 {
                     "name": [{"service": name} for name in SERVICE_NAMES.values()],
