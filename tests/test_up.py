@@ -85,3 +85,26 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     finally:
         _stop(again)
     assert _leftovers(data_dir, ports) == []
+
+
+def test_serve_workers_share_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERBOARD_")}
+    env.update({"LEADERBOARD_REPORTS_PORT": str(port), "LEADERBOARD_DATA_DIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leaderboard.cli.main", "serve", "reports", "--workers", "2"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        from leaderboard.cli.up import _wait_serving
+
+        asyncio.run(_wait_serving(f"127.0.0.1:{port}", "leaderboard.v1.ReportService", time.monotonic() + 60))
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 2
+        assert all(w.is_running() for w in workers)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert not any(w.is_running() for w in workers)
