@@ -66,7 +66,7 @@ def service_config(timeout_seconds: float) -> str:
                     "name": [{"service": SERVICE_NAMES["ranking"], "method": "SubscribeRankUpdates"}],
                     "retryPolicy": _RETRY,
                 },
-            ]
+            ],
         }
     )
 
