@@ -76,7 +76,10 @@ def test_validation_rules() -> None:
 
 def test_player_resolution_and_inputs() -> None:
     assert resolve_player(PLAYER, "") == "p1"
-    assert resolve_player(SERVER, "someone") == "someone"
+    someone = str(uuid.uuid4())
+    assert resolve_player(SERVER, someone) == someone
+    with pytest.raises(InvalidArgument):
+        resolve_player(SERVER, "not-a-user-id")
     with pytest.raises(PermissionDenied):
         resolve_player(PLAYER, "someone-else")
     with pytest.raises(InvalidArgument):

@@ -72,9 +72,10 @@ def resolve_player(principal: Principal, requested_user_id: str) -> str:
     if not requested_user_id or requested_user_id == principal.user_id:
         return principal.user_id
     if principal.is_server or principal.is_admin:
-        if len(requested_user_id) > 64:
-            raise InvalidArgument("user_id", "at most 64 characters")
-        return requested_user_id
+        try:
+            return str(uuid.UUID(requested_user_id))
+        except ValueError:
+            raise InvalidArgument("user_id", "must be a user id (UUID)") from None
     raise PermissionDenied("players may only submit their own scores", reason="SUBMIT_FOR_OTHER_USER")
 
 

@@ -1,0 +1,372 @@
+"""ScoreService over real gRPC, with real auth, ranking, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from sqlalchemy import text
+
+from leaderboard.client import Client, error_details
+from leaderboard.runtime.db import create_engine
+from leaderboard.runtime.embedded import free_port
+from leaderboard.runtime.server import start_service
+from leaderboard.runtime.service_token import ServiceToken
+from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
+from services.scores.outbox_relay import OutboxRelay
+from services.scores.ranking_link import RankingLink
+from services.scores.score_store import ScoreStore
+from services.scores.submissions import Submission
+from tests.accounts import Account, new_admin, new_game_server, new_player
+from tests.conftest import Stack
+
+
+async def make_board(
+    admin: Account,
+    *,
+    policy: common_pb2.UpdatePolicy.ValueType = common_pb2.UPDATE_POLICY_SUM,
+    authoritative: bool = False,
+    min_score: int | None = None,
+    max_score: int | None = None,
+) -> str:
+    board = common_pb2.Leaderboard(
+        id=f"scores-{uuid.uuid4().hex[:10]}",
+        game_id="game-1",
+        display_name="Scores test",
+        sort_order=common_pb2.SORT_ORDER_DESCENDING,
+        update_policy=policy,
+        authoritative=authoritative,
+    )
+    if min_score is not None:
+        board.min_score = min_score
+    if max_score is not None:
+        board.max_score = max_score
+    reply = await admin.client.ranking.CreateLeaderboard(
+        ranking_pb2.CreateLeaderboardRequest(leaderboard=board), metadata=admin.client.metadata
+    )
+    return reply.leaderboard.id
+
+
+def submit(
+    account: Account, board: str, score: int, *, request_id: str | None = None, user_id: str = ""
+) -> scores_pb2.SubmitScoreRequest:
+    return scores_pb2.SubmitScoreRequest(
+        leaderboard_id=board, score=score, request_id=request_id or str(uuid.uuid4()), user_id=user_id
+    )
+
+
+async def rank_of(account: Account, board: str, user_id: str) -> ranking_pb2.GetUserRankResponse:
+    return await account.client.ranking.GetUserRank(
+        ranking_pb2.GetUserRankRequest(leaderboard_id=board, user_id=user_id), metadata=account.client.metadata
+    )
+
+
+async def history_rows(stack: Stack, board: str) -> int:
+    engine = create_engine(stack.settings.postgres_url, pool_size=1)
+    async with engine.connect() as conn:
+        count = (
+            await conn.execute(text("SELECT count(*) FROM scores.score_events WHERE leaderboard_id = :b"), {"b": board})
+        ).scalar()
+    await engine.dispose()
+    return int(count or 0)
+
+
+async def test_submit_is_acknowledged_with_rank(stack: Stack) -> None:
+    admin, player = await new_admin(stack), await new_player(stack, "Ada")
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_BEST)
+    reply = await player.client.scores.SubmitScore(submit(player, board, 120), metadata=player.client.metadata)
+    assert reply.applied and reply.improved
+    assert reply.submission.user_id == player.user_id
+    assert reply.submission.score == 120
+    assert reply.entry.rank == 1 and reply.entry.score == 120
+    lower = await player.client.scores.SubmitScore(submit(player, board, 80), metadata=player.client.metadata)
+    assert lower.applied and not lower.improved and lower.entry.score == 120
+
+
+async def test_twenty_concurrent_duplicates_store_and_apply_once(stack: Stack) -> None:
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
+    request_id = str(uuid.uuid4())
+    replies = await asyncio.gather(
+        *(
+            player.client.scores.SubmitScore(
+                submit(player, board, 7, request_id=request_id), metadata=player.client.metadata
+            )
+            for _ in range(20)
+        )
+    )
+    assert len({r.submission.id for r in replies}) == 1
+    assert await history_rows(stack, board) == 1
+    standing = await rank_of(player, board, player.user_id)
+    assert standing.entry.score == 7  # a sum board: a second apply would show 14
+    # A later retry gets the first answer back.
+    again = await player.client.scores.SubmitScore(
+        submit(player, board, 7, request_id=request_id), metadata=player.client.metadata
+    )
+    assert again.submission.id == replies[0].submission.id
+
+
+async def test_same_request_id_with_other_body_is_rejected(stack: Stack) -> None:
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin)
+    request_id = str(uuid.uuid4())
+    await player.client.scores.SubmitScore(
+        submit(player, board, 5, request_id=request_id), metadata=player.client.metadata
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await player.client.scores.SubmitScore(
+            submit(player, board, 6, request_id=request_id), metadata=player.client.metadata
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_details(err.value)[0] == "REQUEST_ID_REUSED"
+    assert await history_rows(stack, board) == 1
+
+
+async def test_who_may_submit_what(stack: Stack) -> None:
+    admin, player, other = await new_admin(stack), await new_player(stack), await new_player(stack)
+    server = await new_game_server(stack)
+    open_board = await make_board(admin)
+    server_only = await make_board(admin, authoritative=True)
+
+    with pytest.raises(grpc.aio.AioRpcError) as for_other:
+        await player.client.scores.SubmitScore(
+            submit(player, open_board, 1, user_id=other.user_id), metadata=player.client.metadata
+        )
+    assert for_other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as authoritative:
+        await player.client.scores.SubmitScore(submit(player, server_only, 1), metadata=player.client.metadata)
+    assert authoritative.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_details(authoritative.value)[0] == "LEADERBOARD_AUTHORITATIVE"
+
+    reply = await server.client.scores.SubmitScore(
+        submit(server, server_only, 3, user_id=player.user_id), metadata=server.client.metadata
+    )
+    assert reply.submission.user_id == player.user_id and reply.applied
+    assert await history_rows(stack, open_board) == 0
+
+
+@pytest.mark.parametrize(
+    ("score", "reason"),
+    [(101, "SCORE_OUT_OF_BOUNDS"), (-1, "SCORE_OUT_OF_BOUNDS"), (2**53 + 1, "SCORE_OUT_OF_RANGE")],
+)
+async def test_bounds_and_range_enforced_nothing_stored(stack: Stack, score: int, reason: str) -> None:
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin, min_score=0, max_score=100)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await player.client.scores.SubmitScore(submit(player, board, score), metadata=player.client.metadata)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(err.value) == (reason, {"field": "score"})
+    assert await history_rows(stack, board) == 0
+
+
+async def test_bad_inputs_name_the_field(stack: Stack) -> None:
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin)
+    cases: Sequence[tuple[scores_pb2.SubmitScoreRequest, str]] = [
+        (scores_pb2.SubmitScoreRequest(leaderboard_id=board, score=1, request_id="nope"), "request_id"),
+        (scores_pb2.SubmitScoreRequest(score=1, request_id=str(uuid.uuid4())), "leaderboard_id"),
+        (
+            scores_pb2.SubmitScoreRequest(
+                leaderboard_id=board, score=1, request_id=str(uuid.uuid4()), metadata={"k": "v" * 2000}
+            ),
+            "metadata",
+        ),
+    ]
+    for request, field in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await player.client.scores.SubmitScore(request, metadata=player.client.metadata)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_details(err.value)[1].get("field") == field
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await player.client.scores.SubmitScore(submit(player, "no-such-board", 1), metadata=player.client.metadata)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_batch_submit_reports_per_item(stack: Stack) -> None:
+    admin, server = await new_admin(stack), await new_game_server(stack)
+    board = await make_board(admin, min_score=0, max_score=1000)
+    players = [str(uuid.uuid4()) for _ in range(5)]
+    requests = [submit(server, board, 10 * i, user_id=p) for i, p in enumerate(players)]
+    requests[2].score = 5000  # out of bounds: only this one fails
+    reply = await server.client.scores.BatchSubmitScores(
+        scores_pb2.BatchSubmitScoresRequest(requests=requests), metadata=server.client.metadata
+    )
+    codes = [r.code for r in reply.results]
+    assert codes == [0, 0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0]
+    assert reply.results[2].reason == "SCORE_OUT_OF_BOUNDS"
+    assert all(r.response.applied for i, r in enumerate(reply.results) if i != 2)
+    assert await history_rows(stack, board) == 4
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await server.client.scores.BatchSubmitScores(
+            scores_pb2.BatchSubmitScoresRequest(requests=[submit(server, board, 1, user_id=players[0])] * 1001),
+            metadata=server.client.metadata,
+        )
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    player = await new_player(stack)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await player.client.scores.BatchSubmitScores(
+            scores_pb2.BatchSubmitScoresRequest(requests=[submit(player, board, 1)]), metadata=player.client.metadata
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_history_pages_filters_and_privacy(stack: Stack) -> None:
+    admin, player, other = await new_admin(stack), await new_player(stack), await new_player(stack)
+    board, board2 = await make_board(admin), await make_board(admin)
+    for score in range(5):
+        await player.client.scores.SubmitScore(submit(player, board, score), metadata=player.client.metadata)
+    await player.client.scores.SubmitScore(submit(player, board2, 99), metadata=player.client.metadata)
+
+    seen: list[int] = []
+    token = ""
+    while True:
+        page = await player.client.scores.ListScoreHistory(
+            scores_pb2.ListScoreHistoryRequest(leaderboard_id=board, page_size=2, page_token=token),
+            metadata=player.client.metadata,
+        )
+        seen += [s.score for s in page.submissions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [4, 3, 2, 1, 0]
+    everything = await player.client.scores.ListScoreHistory(
+        scores_pb2.ListScoreHistoryRequest(), metadata=player.client.metadata
+    )
+    assert everything.submissions[0].score == 99 and len(everything.submissions) == 6
+    future = scores_pb2.ListScoreHistoryRequest()
+    future.start_time.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    empty = await player.client.scores.ListScoreHistory(future, metadata=player.client.metadata)
+    assert list(empty.submissions) == []
+
+    with pytest.raises(grpc.aio.AioRpcError) as private:
+        await other.client.scores.ListScoreHistory(
+            scores_pb2.ListScoreHistoryRequest(user_id=player.user_id), metadata=other.client.metadata
+        )
+    assert private.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    as_admin = await admin.client.scores.ListScoreHistory(
+        scores_pb2.ListScoreHistoryRequest(user_id=player.user_id, leaderboard_id=board2),
+        metadata=admin.client.metadata,
+    )
+    assert [s.score for s in as_admin.submissions] == [99]
+    for bad in (scores_pb2.ListScoreHistoryRequest(page_size=-1), scores_pb2.ListScoreHistoryRequest(page_token="zz")):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await player.client.scores.ListScoreHistory(bad, metadata=player.client.metadata)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_ranking_down_acknowledged_then_applied_none_lost_or_doubled(stack: Stack) -> None:
+    admin, server = await new_admin(stack), await new_game_server(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
+    players = [str(uuid.uuid4()) for _ in range(10)]
+    await server.client.scores.SubmitScore(
+        submit(server, board, 1, user_id=players[0]), metadata=server.client.metadata
+    )
+
+    await stack.services["ranking"].stop(grace=0.1)
+    try:
+        replies = await asyncio.gather(
+            *(
+                server.client.scores.SubmitScore(submit(server, board, 2, user_id=p), metadata=server.client.metadata)
+                for p in players
+                for _ in range(3)
+            )
+        )
+        assert all(not r.applied for r in replies)
+        assert await history_rows(stack, board) == 31
+    finally:
+        stack.services["ranking"] = await start_service("ranking", stack.settings)
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        totals = {}
+        for p in players:
+            try:
+                totals[p] = (await rank_of(admin, board, p)).entry.score
+            except grpc.aio.AioRpcError:
+                totals[p] = 0
+        if totals == {p: 6 + (1 if p == players[0] else 0) for p in players}:
+            break
+        assert asyncio.get_running_loop().time() < deadline, totals
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)  # a relay pass more must not double anything
+    assert (await rank_of(admin, board, players[0])).entry.score == 7
+
+
+class CountingLink(RankingLink):
+    """The real link, counting what it delivers."""
+
+    delivered: list[str]
+
+    async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
+        results = await super().apply(events)
+        self.delivered.extend(e.id for e in events)
+        return results
+
+
+async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
+    admin = await new_admin(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
+    settings = stack.settings
+    engine = create_engine(settings.postgres_url, pool_size=4)
+    store = ScoreStore(engine)
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+    users = [str(uuid.uuid4()) for _ in range(6)]
+    items = []
+    for i in range(60):
+        item = Submission(
+            caller_id="relay-test",
+            request_id=str(uuid.uuid4()),
+            leaderboard_id=board,
+            user_id=users[i % 6],
+            score=1,
+            metadata={},
+            submitted_by="relay-test",
+            display_name="",
+            body_hash=b"x",
+        )
+        item.created_at = created
+        items.append(item)
+    await store.insert_batch(items)  # committed, never applied: only relays can deliver them
+
+    client = Client.from_settings(settings)
+    delivered: list[str] = []
+    relays = []
+    for _ in range(3):
+        link = CountingLink(client, ServiceToken(client, "scores", settings.internal_secret))
+        link.delivered = delivered
+        relays.append(OutboxRelay(ScoreStore(engine), link, min_age_seconds=0.0, batch_size=7))
+    ours = {i.id for i in items}
+    for _ in range(100):
+        await asyncio.gather(*(r.run_once() for r in relays))
+        if ours <= set(delivered):
+            break
+    mine = [d for d in delivered if d in ours]
+    assert sorted(mine) == sorted(ours)  # every event exactly once
+    for user in users:
+        assert (await rank_of(admin, board, user)).entry.score == 10
+    await client.close()
+    await engine.dispose()
+
+
+async def test_per_player_rate_limit(stack: Stack) -> None:
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin)
+    settings = dataclasses.replace(stack.settings, submit_rate_per_second=1.0, scores_port=free_port())
+    limited = await start_service("scores", settings)
+    client = Client.from_settings(settings, token=player.token)
+    try:
+        await client.scores.SubmitScore(submit(player, board, 1), metadata=client.metadata)
+        await client.scores.SubmitScore(submit(player, board, 2), metadata=client.metadata)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.scores.SubmitScore(submit(player, board, 3), metadata=client.metadata)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        reason, meta = error_details(err.value)
+        assert reason == "RATE_LIMITED" and int(meta["retry_after_ms"]) > 0
+    finally:
+        await client.close()
+        await limited.stop(grace=0.1)
