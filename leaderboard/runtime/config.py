@@ -147,7 +147,34 @@ class Settings:
     argon2_max_concurrent: int = _setting(
         4, "Password hashes computed at once per process (bounds memory).", parse=_positive_int
     )
-    login_max_failures: int = _setting(5, "Failed logins per account before back-off starts.", parse=_positive_int)
+    login_max_failures: int = _setting(
+        5,
+        "Failed logins per account from one client address before exponential back-off starts.",
+        parse=_positive_int,
+    )
+    login_account_max_failures: int = _setting(
+        20,
+        "Failed logins per account from all addresses together before back-off starts "
+        "(slows guessing spread over many addresses).",
+        parse=_positive_int,
+    )
+    login_backoff_base_seconds: float = _setting(
+        1.0, "First login back-off; it doubles with every further failure.", parse=_positive_float
+    )
+    login_backoff_max_seconds: float = _setting(
+        300.0,
+        "Longest login back-off: after it the right password always gets in again.",
+        parse=_positive_float,
+    )
+    login_failure_reset_seconds: float = _setting(
+        900.0, "Failed-login counts are forgotten after this long without an attempt.", parse=_positive_float
+    )
+    login_peer_max_failures: int = _setting(
+        100,
+        "Failed or refused logins per client address over all accounts within a minute (0: no limit). "
+        "Behind a proxy every client shares its address: raise or disable.",
+        parse=_non_negative_int,
+    )
     submit_rate_per_second: float = _setting(
         50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
     )
@@ -157,6 +184,21 @@ class Settings:
     batch_max_size: int = _setting(500, "Largest micro-batch of submissions.", parse=_positive_int)
     window_retention_periods: int = _setting(
         8, "Default number of past periods a window keeps readable.", parse=_non_negative_int
+    )
+    ranking_catalog_cache_seconds: float = _setting(
+        5.0,
+        "How long each ranking replica caches leaderboard definitions (a change made on one "
+        "replica reaches the others within this time).",
+        parse=_positive_float,
+    )
+    ranking_dedup_window_seconds: int = _setting(
+        86400,
+        "Score events are deduplicated by id if redelivered within this long after the hour they "
+        "were achieved in (memory: one ~40-byte entry per event in the window).",
+        parse=_positive_int,
+    )
+    ranking_page_token_ttl_seconds: int = _setting(
+        600, "How long a ListTopEntries page token stays valid.", parse=_positive_int
     )
     stream_tick_ms: int = _setting(
         100, "How often rank updates are coalesced and pushed to subscribers.", parse=_positive_int
