@@ -727,12 +727,17 @@ class ApplyScoresResult(_message.Message):
     ENTRY_FIELD_NUMBER: _builtins.int
     IMPROVED_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    DEFERRED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """The event."""
     improved: _builtins.bool
     """Whether the standing score changed for the better."""
     duplicate: _builtins.bool
     """True when the event had been applied before (no effect this time)."""
+    deferred: _builtins.bool
+    """True when the leaderboard is being rebuilt: the event is queued and applied when the
+    rebuild finishes (`entry` is the standing before it). Nothing to redeliver.
+    """
     @_builtins.property
     def entry(self) -> _common_pb2.LeaderboardEntry:
         """The player's all-time standing after apply."""
@@ -744,10 +749,11 @@ class ApplyScoresResult(_message.Message):
         entry: _common_pb2.LeaderboardEntry | None = ...,
         improved: _builtins.bool = ...,
         duplicate: _builtins.bool = ...,
+        deferred: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "entry", b"entry", "event_id", b"event_id", "improved", b"improved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deferred", b"deferred", "duplicate", b"duplicate", "entry", b"entry", "event_id", b"event_id", "improved", b"improved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

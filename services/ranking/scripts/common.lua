@@ -1,0 +1,198 @@
+-- Shared by every script (rank_store.py prepends it). KEYS[1] is the leaderboard's base key
+-- "<prefix>{lb:<id>}"; all other keys of the board are derived from it, so they share its
+-- hash slot (Redis Cluster). Namespaces: B..':' is live, B..':~' the shadow a rebuild fills.
+--
+-- Scores are kept "stored": smaller is better (descending boards store -score), so every
+-- board ranks with ZRANGE/ZCOUNT from -inf. Members are 6 bytes of first-achieved
+-- milliseconds then the 16-byte user id, so equal scores list the first achiever first.
+local B = KEYS[1]
+local LIVE = B .. ':'
+local SHADOW = B .. ':~'
+local MAX = 9007199254740992
+
+local function fmt(n) return string.format('%.0f', n) end
+local function p6(n) return struct.pack('>I6', n) end
+local function u6(s, i) return (struct.unpack('>I6', s, i or 1)) end
+local function clamp(n)
+  if n > MAX then return MAX elseif n < -MAX then return -MAX end
+  return n
+end
+
+-- Bytewise a <= b (Lua's own comparison follows the server's locale).
+local function le(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+
+-- uk's entry in period P: {stored, first_ms, seq, member, name} or nil. Standing hash s:<P>
+-- holds first_ms(6) .. seq(6), and in the all-time period also the display name (one hash
+-- entry per player instead of two); visible players' scores are in r:<P>, hidden ones' in x:<P>.
+local function read_entry(ns, P, uk, hidden)
+  local v = redis.call('HGET', ns .. 's:' .. P, uk)
+  if not v then return nil end
+  local member = string.sub(v, 1, 6) .. uk
+  local stored
+  if hidden then
+    stored = redis.call('HGET', ns .. 'x:' .. P, uk)
+  else
+    stored = redis.call('ZSCORE', ns .. 'r:' .. P, member)
+  end
+  if not stored then return nil end
+  return {tonumber(stored), u6(v, 1), u6(v, 7), member, string.sub(v, 13)}
+end
+
+-- Display names live after the 12 bytes of the all-time standing value.
+local function name_of(v)
+  if not v then return '' end
+  return string.sub(v, 13)
+end
+
+-- Keep the all-time name current when the standing itself does not change.
+local function rename(ns, uk, name)
+  if name == '' then return end
+  local S = ns .. 's:a'
+  local v = redis.call('HGET', S, uk)
+  if v and string.sub(v, 13) ~= name then redis.call('HSET', S, uk, string.sub(v, 1, 12) .. name) end
+end
+
+-- While page tokens of period P may be in use (pg:<P> exists), keep replaced entries as
+-- tombstones (member .. created_seq .. replaced_seq) for ttl ms so later pages can read the
+-- board as it was at the first page.
+local function tombstone(ns, P, stored, member, created, replaced, now, ttl)
+  if redis.call('EXISTS', ns .. 'pg:' .. P) == 0 then return end
+  local O, OL = ns .. 'o:' .. P, ns .. 'ol:' .. P
+  local tm = member .. p6(created) .. p6(replaced)
+  redis.call('ZADD', O, fmt(stored), tm)
+  redis.call('RPUSH', OL, p6(now) .. tm)
+  redis.call('PEXPIRE', O, 2 * ttl)
+  redis.call('PEXPIRE', OL, 2 * ttl)
+  for _ = 1, 4 do
+    local head = redis.call('LINDEX', OL, 0)
+    if not head or u6(head, 1) + ttl >= now then break end
+    redis.call('LPOP', OL)
+    redis.call('ZREM', O, string.sub(head, 7))
+  end
+end
+
+-- Replace uk's entry (old: read_entry's result or nil) by (stored, first_ms); name ('' =
+-- keep the old one) is kept in the all-time period only.
+local function write_entry(ns, P, uk, hidden, old, stored, first_ms, name, now, ttl)
+  local seq = redis.call('INCR', ns .. 'q')
+  local v = p6(first_ms) .. p6(seq)
+  if P == 'a' then
+    if name == '' and old then name = old[5] end
+    v = v .. name
+  end
+  if old and not hidden then
+    redis.call('ZREM', ns .. 'r:' .. P, old[4])
+    tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
+  end
+  if hidden then
+    redis.call('HSET', ns .. 'x:' .. P, uk, fmt(stored))
+  else
+    redis.call('ZADD', ns .. 'r:' .. P, fmt(stored), string.sub(v, 1, 6) .. uk)
+  end
+  redis.call('HSET', ns .. 's:' .. P, uk, v)
+end
+
+local function remove_entry(ns, P, uk, hidden, old, now, ttl)
+  local seq = redis.call('INCR', ns .. 'q')
+  if hidden then
+    redis.call('HDEL', ns .. 'x:' .. P, uk)
+  else
+    redis.call('ZREM', ns .. 'r:' .. P, old[4])
+    tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
+  end
+  redis.call('HDEL', ns .. 's:' .. P, uk)
+end
+
+-- rank (1 + strictly better), players strictly below, total; rank 0 when not ranked.
+local function standing(ns, P, e, hidden)
+  local R = ns .. 'r:' .. P
+  local total = redis.call('ZCARD', R)
+  if hidden or not e then return 0, 0, total end
+  local s = fmt(e[1])
+  return redis.call('ZCOUNT', R, '-inf', '(' .. s) + 1, redis.call('ZCOUNT', R, '(' .. s, '+inf'), total
+end
+
+-- Players strictly below each of a contiguous run of entries (stored scores, ascending),
+-- the first at 0-based position first: within the run positions tell (the run's last tie
+-- group needs one ZCOUNT), so ten entries cost one call instead of ten.
+local function below_run(R, scores, first, total)
+  local below = {}
+  local n = #scores
+  if n == 0 then return below end
+  local tail = total - redis.call('ZCOUNT', R, '-inf', scores[n])
+  below[n] = tail
+  for i = n - 1, 1, -1 do
+    if scores[i] == scores[i + 1] then
+      below[i] = below[i + 1]
+    else
+      below[i] = total - (first + i)
+    end
+  end
+  return below
+end
+
+-- The new (stored, first_ms) after a submission of stored score s at t (policy: 1 best,
+-- 2 latest, 3 sum). Best keeps the earliest time among equal scores, so its result does not
+-- depend on delivery order.
+local function combine(policy, old, s, t)
+  if not old then return s, t end
+  if policy == 1 then
+    if s < old[1] or (s == old[1] and t < old[2]) then return s, t end
+    return old[1], old[2]
+  elseif policy == 2 then
+    if s == old[1] then return old[1], old[2] end
+    return s, t
+  end
+  local n = clamp(old[1] + s)
+  if n == old[1] then return old[1], old[2] end
+  return n, t
+end
+
+-- Periods and dedup buckets touched by this script: registered and given their expiry once.
+local touched = {}
+local function touch(ns, P, exp)
+  local k = ns .. P
+  if touched[k] == nil then touched[k] = {ns, P, exp} end
+end
+
+local function finish_touched()
+  for _, v in pairs(touched) do
+    local ns, P, exp = v[1], v[2], v[3]
+    if exp > 0 then
+      redis.call('ZADD', ns .. 'per', exp, P)
+      redis.call('PEXPIREAT', ns .. 'r:' .. P, exp)
+      redis.call('PEXPIREAT', ns .. 's:' .. P, exp)
+      redis.call('PEXPIREAT', ns .. 'x:' .. P, exp)
+    else
+      redis.call('ZADD', ns .. 'per', '+inf', P)
+    end
+  end
+  touched = {}
+end
+
+-- Dedup of event ids: one set per hour of achieved time, kept until the dedup window after
+-- that hour ends. bucket '' = the event is older than the window: it cannot be checked.
+local buckets = {}
+local function first_time(prefix, registry, bucket, exp, eid)
+  if bucket == '' then return true end
+  local key = prefix .. bucket
+  if redis.call('SADD', key, eid) == 0 then return false end
+  if not buckets[key] then
+    buckets[key] = true
+    redis.call('PEXPIREAT', key, exp)
+    redis.call('ZADD', registry, exp, bucket)
+  end
+  return true
+end
+
+local function prune_registries(ns, now)
+  redis.call('ZREMRANGEBYSCORE', ns .. 'per', '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYSCORE', ns .. 'eb', '-inf', '(' .. now)
+end

@@ -1,0 +1,20 @@
+-- After a replay's reconcile (after common.lua and global.lua): the replay's dedup sets become
+-- the live ones and its shadow mirror goes. ARGV: board.
+local board = ARGV[1]
+local seen, all = {}, {}
+for _, pfx in ipairs({SHADOW, LIVE}) do
+  for _, b in ipairs(redis.call('ZRANGE', pfx .. 'geb:' .. board, 0, -1)) do
+    if not seen[b] then seen[b] = true; all[#all + 1] = b end
+  end
+end
+for _, b in ipairs(all) do
+  local src, dst = SHADOW .. 'ge:' .. board .. ':' .. b, LIVE .. 'ge:' .. board .. ':' .. b
+  if redis.call('EXISTS', src) == 1 then redis.call('RENAME', src, dst) else redis.call('UNLINK', dst) end
+end
+if redis.call('EXISTS', SHADOW .. 'geb:' .. board) == 1 then
+  redis.call('RENAME', SHADOW .. 'geb:' .. board, LIVE .. 'geb:' .. board)
+else
+  redis.call('UNLINK', LIVE .. 'geb:' .. board)
+end
+redis.call('UNLINK', SHADOW .. 'm:' .. board)
+return #all
