@@ -40,7 +40,7 @@ docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py
 
 bench: $(STAMP)
-	$(BIN)/leaderboard bench all --embedded --json bench-results.json
+	$(BIN)/leaderboard bench all --embedded --repeat 3 --json bench-results.json
 
 soak: $(STAMP)
 	$(BIN)/pytest -m soak --timeout 3600

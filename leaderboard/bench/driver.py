@@ -1,0 +1,186 @@
+"""Runs the benchmark matrix: scenarios x board sizes x concurrencies x repeats.
+
+Each point runs `repeat` times and the run with the median throughput is
+quoted. A scenario with a baseline gets it measured in the same invocation
+(echo at the same concurrency, or the Redis pipeline's ceiling) and a ratio.
+A scenario whose RPC answers UNIMPLEMENTED yields a "not implemented yet" row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from leaderboard.bench.availability import NotImplementedYet
+from leaderboard.bench.context import BenchContext
+from leaderboard.bench.report import FAILED, NOT_IMPLEMENTED, OK, Row
+from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
+from leaderboard.bench.scenarios.echo import EchoScenario
+from leaderboard.bench.scenarios.redis import PIPELINE_DEPTH, RedisScenario
+from leaderboard.bench.stats import Summary, median_run
+
+log = logging.getLogger("leaderboard.bench")
+
+DEFAULT_PLAYERS = 100_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    scenarios: list[str]
+    concurrency: list[int] | None = None  # None: each scenario's default
+    players: list[int] | None = None  # None: DEFAULT_PLAYERS, or the scenario's size under `all`
+    processes: int = 1
+    repeat: int = 1
+    under_all: bool = False
+
+
+class Driver:
+    def __init__(self, ctx: BenchContext, plan: Plan, *, on_row: Callable[[Row], None] | None = None) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.rows: list[Row] = []
+        self.on_row = on_row
+        self._instances: dict[str, Scenario] = {}
+        self._baselines: dict[tuple[str, int, int], Summary] = {}
+
+    def scenario(self, name: str) -> Scenario:
+        if name not in self._instances:
+            self._instances[name] = SCENARIOS[name]()
+        return self._instances[name]
+
+    def _players(self, scenario: Scenario) -> list[int]:
+        if self.plan.players:
+            return self.plan.players
+        if self.plan.under_all and scenario.players_under_all:
+            return [scenario.players_under_all]
+        return [DEFAULT_PLAYERS]
+
+    def _concurrency(self, scenario: Scenario) -> list[int]:
+        if self.plan.concurrency:
+            return self.plan.concurrency
+        if self.plan.under_all and scenario.concurrency_under_all:
+            return list(scenario.concurrency_under_all)
+        return list(scenario.default_concurrency)
+
+    def _add(self, row: Row) -> None:
+        self.rows.append(row)
+        if self.on_row is not None:
+            self.on_row(row)
+
+    async def run(self) -> list[Row]:
+        for name in self.plan.scenarios:
+            scenario = self.scenario(name)
+            for players in self._players(scenario):
+                await self._run_size(scenario, players)
+        return self.rows
+
+    async def _run_size(self, scenario: Scenario, players: int) -> None:
+        concurrencies = self._concurrency(scenario)
+        processes = 1 if scenario.single_process else self.plan.processes
+        shown_players = players if scenario.uses_players else None
+
+        def stub(status: str, detail: str, concurrency: int | None = None) -> Row:
+            return Row(scenario.name, scenario.name, status, concurrency, processes, shown_players, detail=detail)
+
+        try:
+            notes = await scenario.prepare(self.ctx, Params(concurrencies[0], players, processes))
+        except NotImplementedYet as exc:
+            self._add(stub(NOT_IMPLEMENTED, str(exc)))
+            return
+        except Exception as exc:
+            log.debug("prepare failed", exc_info=exc)
+            self._add(stub(FAILED, f"setup: {type(exc).__name__}: {exc}"))
+            return
+        for concurrency in concurrencies:
+            params = Params(concurrency, players, processes)
+            try:
+                runs = [await scenario.measure(self.ctx, params) for _ in range(self.plan.repeat)]
+            except NotImplementedYet as exc:
+                self._add(stub(NOT_IMPLEMENTED, str(exc), concurrency))
+                return  # other concurrencies would say the same
+            except Exception as exc:
+                log.debug("measure failed", exc_info=exc)
+                self._add(stub(FAILED, f"{type(exc).__name__}: {exc}", concurrency))
+                continue
+            rows = self._median_rows(scenario, params, runs, notes)
+            if scenario.name == "echo":
+                for row in rows:
+                    assert row.summary is not None
+                    self._baselines[("echo", concurrency, processes)] = row.summary
+            if scenario.name == "redis":
+                for row in rows:
+                    if row.label.endswith(f"x{PIPELINE_DEPTH}") and row.summary is not None:
+                        self._baselines.setdefault(("redis", 0, 0), row.summary)
+            if scenario.baseline is not None:
+                await self._attach_baseline(scenario.baseline, params, rows)
+            for row in rows:
+                self._add(row)
+            notes = []  # setup notes once per board size
+
+    def _median_rows(
+        self, scenario: Scenario, params: Params, runs: list[list[Measured]], notes: list[str]
+    ) -> list[Row]:
+        rows: list[Row] = []
+        labels = [m.label for m in runs[0]]
+        for label in labels:
+            measured = [m for run in runs for m in run if m.label == label]
+            summaries = [m.recording.summary() for m in measured]
+            best = median_run(summaries)
+            chosen = measured[summaries.index(best)]
+            rows.append(
+                Row(
+                    scenario=scenario.name,
+                    label=label,
+                    status=OK,
+                    concurrency=params.concurrency,
+                    processes=params.processes,
+                    players=params.players if scenario.uses_players else None,
+                    unit=chosen.unit,
+                    summary=best,
+                    runs_per_s=[s.items_per_s for s in summaries],
+                    notes=(notes if label == labels[0] else []) + chosen.notes,
+                )
+            )
+        return rows
+
+    async def _attach_baseline(self, kind: str, params: Params, rows: list[Row]) -> None:
+        try:
+            summary, name = await self._baseline(kind, params)
+        except Exception as exc:
+            for row in rows:
+                row.notes.append(f"baseline {kind} not measured: {type(exc).__name__}: {exc}")
+            return
+        for row in rows:
+            row.baseline = name
+            row.baseline_summary = summary
+
+    async def _baseline(self, kind: str, params: Params) -> tuple[Summary, str]:
+        if kind == "echo":
+            key = ("echo", params.concurrency, params.processes)
+            if key not in self._baselines:
+                echo = self.scenario("echo")
+                assert isinstance(echo, EchoScenario)
+                runs = [await echo.measure(self.ctx, params) for _ in range(self.plan.repeat)]
+                rows = self._median_rows(echo, params, runs, [])
+                for row in rows:
+                    row.notes.append("measured as a baseline")
+                    self._add(row)
+                assert rows[0].summary is not None
+                self._baselines[key] = rows[0].summary
+            return self._baselines[key], "echo"
+        if kind == "redis":
+            key = ("redis", 0, 0)
+            if key not in self._baselines:
+                redis = self.scenario("redis")
+                assert isinstance(redis, RedisScenario)
+                at = Params(redis.default_concurrency[0], params.players, params.processes)
+                runs = [[await redis.measure_depth(self.ctx, at, PIPELINE_DEPTH)] for _ in range(self.plan.repeat)]
+                rows = self._median_rows(redis, at, runs, [])
+                for row in rows:
+                    row.notes.append("measured as a baseline")
+                    self._add(row)
+                assert rows[0].summary is not None
+                self._baselines[key] = rows[0].summary
+            return self._baselines[key], f"redis x{PIPELINE_DEPTH}"
+        raise ValueError(f"unknown baseline {kind!r}")

@@ -1,0 +1,83 @@
+"""`submit`: unary SubmitScore by a game server for random players, each acknowledged after commit."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import ClassVar
+
+from leaderboard.bench.context import BenchContext
+from leaderboard.bench.runner import Workload, WorkloadSpec
+from leaderboard.bench.scenarios.base import Measured, Params, Scenario
+from leaderboard.bench.seed import Population
+from leaderboard.client import Client
+from leaderboard.v1 import scores_pb2
+
+
+class ServiceCall(Workload):
+    """A workload that calls our services with a token, over its own channels."""
+
+    def __init__(self, targets: dict[str, str], token: str) -> None:
+        super().__init__()
+        self.targets = targets
+        self.token = token
+        self.rng = random.Random()
+
+    async def open(self) -> None:
+        self.client = Client(self.targets, token=self.token)
+        self.metadata = self.client.metadata
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class SubmitCall(ServiceCall):
+    method = "ScoreService.SubmitScore"
+
+    def __init__(self, targets: dict[str, str], token: str, board_id: str, players: int, population_base: int) -> None:
+        super().__init__(targets, token)
+        self.board_id = board_id
+        self.population = Population(players, population_base)
+
+    async def call(self) -> int:
+        request = scores_pb2.SubmitScoreRequest(
+            leaderboard_id=self.board_id,
+            score=self.rng.randrange(1_000_000_000),
+            request_id=str(uuid.uuid4()),  # unique: every call is a new submission, never a replay
+            user_id=self.population.random_user_id(self.rng),
+        )
+        await self.client.scores.SubmitScore(request, metadata=self.metadata)
+        return 1
+
+
+class SubmitScenario(Scenario):
+    name = "submit"
+    baseline = "echo"
+    default_concurrency: ClassVar[tuple[int, ...]] = (64,)
+    concurrency_under_all: ClassVar[tuple[int, ...] | None] = (64, 256)  # issue 6's two points
+    uses_players = True
+
+    def __init__(self) -> None:
+        self.board_id = ""
+
+    async def prepare(self, ctx: BenchContext, params: Params) -> list[str]:
+        await ctx.server()
+        if not self.board_id:
+            self.board_id = await ctx.create_board("submit")
+        return []
+
+    async def measure(self, ctx: BenchContext, params: Params) -> list[Measured]:
+        server = await ctx.server()
+        population = Population(params.players)
+        spec = WorkloadSpec(
+            f"{__name__}:SubmitCall",
+            {
+                "targets": ctx.targets,
+                "token": server.token,
+                "board_id": self.board_id,
+                "players": population.size,
+                "population_base": population.base,
+            },
+        )
+        recording = await ctx.load("submit", spec, concurrency=params.concurrency, processes=params.processes)
+        return [Measured("submit", recording)]
