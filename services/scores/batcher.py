@@ -217,10 +217,13 @@ class SubmitBatcher:
             log.warning("ApplyScores failed (%s); the outbox relay will retry", exc.code().name)
         for pending in new:
             found = results.get(pending.item.id)
-            response = scores_pb2.SubmitScoreResponse(submission=to_proto(pending.item), applied=found is not None)
+            # `deferred`: ranking queued it behind a running rebuild; delivered, not yet ranked.
+            applied = found is not None and not found.deferred
+            response = scores_pb2.SubmitScoreResponse(submission=to_proto(pending.item), applied=applied)
             if found is not None:
-                response.entry.CopyFrom(found.entry)
-                response.improved = found.improved
+                if applied:
+                    response.entry.CopyFrom(found.entry)
+                    response.improved = found.improved
                 self._applied_outbox.append(outbox_ids[pending.item.id])
                 self._responses.append((pending.item.caller_id, pending.item.request_id, response.SerializeToString()))
             if not pending.future.done():

@@ -147,7 +147,9 @@ local function combine(policy, old, s, t)
     if s < old[1] or (s == old[1] and t < old[2]) then return s, t end
     return old[1], old[2]
   elseif policy == 2 then
-    if s == old[1] then return old[1], old[2] end
+    -- An event older than the standing score (a late redelivery, or concurrent
+    -- ingest batches finishing out of order) must not replace it.
+    if s == old[1] or t < old[2] then return old[1], old[2] end
     return s, t
   end
   local n = clamp(old[1] + s)
