@@ -27,7 +27,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it would cost a round trip per checkout. A connection the
+        # server dropped fails once, SQLAlchemy then invalidates the pool, and the
+        # caller's retry (UNAVAILABLE is retried by the client) goes through.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 

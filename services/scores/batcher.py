@@ -65,7 +65,7 @@ class SubmitBatcher:
         *,
         linger_seconds: float,
         max_batch: int,
-        max_in_flight: int = 4,
+        max_in_flight: int = 16,
     ) -> None:
         self._store = store
         self._ranking = ranking
