@@ -19,10 +19,11 @@ from leaderboard.runtime.embedded import free_port
 from leaderboard.runtime.server import start_service
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
+from services.scores.batcher import SubmitBatcher
 from services.scores.outbox_relay import OutboxRelay
 from services.scores.ranking_link import RankingLink
 from services.scores.score_store import ScoreStore
-from services.scores.submissions import Submission
+from services.scores.submissions import Submission, body_hash
 from tests.accounts import Account, new_admin, new_game_server, new_player
 from tests.conftest import Stack
 
@@ -379,3 +380,56 @@ async def test_per_player_rate_limit(stack: Stack) -> None:
     finally:
         await client.close()
         await limited.stop(grace=0.1)
+
+
+class SlowLink(RankingLink):
+    """The real link, slowed down so a batch is still in flight when traffic stops."""
+
+    async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
+        await asyncio.sleep(0.3)
+        return await super().apply(events)
+
+
+async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:
+    # A batch's bookkeeping (its stored answers, its applied outbox rows) rides on the
+    # next batch; with no next batch it must still be written within a moment.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    settings = stack.settings
+    engine = create_engine(settings.postgres_url, pool_size=2)
+    client = Client.from_settings(settings)
+    link = SlowLink(client, ServiceToken(client, "scores", settings.internal_secret))
+    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=100)
+    await batcher.start()
+    items = []
+    for i in range(5):
+        user = str(uuid.uuid4())
+        items.append(
+            Submission(
+                caller_id=user,
+                request_id=str(uuid.uuid4()),
+                leaderboard_id=board,
+                user_id=user,
+                score=i,
+                metadata={},
+                submitted_by=user,
+                display_name="",
+                body_hash=body_hash(board, user, i, {}),
+            )
+        )
+    query = text("SELECT count(response) FROM scores.submission_requests WHERE request_id = ANY(CAST(:ids AS uuid[]))")
+    try:
+        replies = await batcher.submit_many(items)
+        assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)
+        answered = 0
+        for _ in range(40):
+            async with engine.connect() as conn:
+                answered = (await conn.execute(query, {"ids": [i.request_id for i in items]})).scalar() or 0
+            if answered == len(items):
+                break
+            await asyncio.sleep(0.05)
+        assert answered == len(items)
+    finally:
+        await batcher.stop()
+        await client.close()
+        await engine.dispose()

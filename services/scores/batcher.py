@@ -109,10 +109,11 @@ class SubmitBatcher:
 
     async def _run(self) -> None:
         while True:
+            # Poll while batches are in flight too: the bookkeeping they leave behind
+            # must be written even if no further submission comes to carry it.
+            idle = IDLE_FLUSH_SECONDS if self._busy or self._has_bookkeeping() else None
             try:
-                first = await asyncio.wait_for(
-                    self._queue.get(), IDLE_FLUSH_SECONDS if self._has_bookkeeping() else None
-                )
+                first = await asyncio.wait_for(self._queue.get(), idle)
             except TimeoutError:
                 await self._flush_bookkeeping_safely()
                 continue
