@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
-from services.scores.ranking_link import RankingLink
+from services.scores.ranking_link import RankingLink, timestamp_of
 from services.scores.score_store import ExistingRequest, ScoreStore
 from services.scores.submissions import Submission
 
@@ -30,9 +29,7 @@ IDLE_FLUSH_SECONDS = 0.2
 
 
 def to_proto(s: Submission) -> common_pb2.ScoreSubmission:
-    created = timestamp_pb2.Timestamp()
-    if s.created_at is not None:
-        created.FromDatetime(s.created_at)
+    created = timestamp_of(s.created_at) if s.created_at is not None else None
     return common_pb2.ScoreSubmission(
         id=s.id,
         request_id=s.request_id,

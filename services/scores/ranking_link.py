@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -18,16 +20,22 @@ RULES_TTL_SECONDS = 5.0
 MISSING_TTL_SECONDS = 1.0
 
 
+@lru_cache(maxsize=256)
+def timestamp_of(moment: datetime) -> timestamp_pb2.Timestamp:
+    """A batch shares one timestamp: convert it once (message fields copy it on use)."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
 def to_event(s: Submission) -> ranking_pb2.ScoreEvent:
     assert s.created_at is not None
-    achieved = timestamp_pb2.Timestamp()
-    achieved.FromDatetime(s.created_at)
     return ranking_pb2.ScoreEvent(
         event_id=s.id,
         leaderboard_id=s.leaderboard_id,
         user_id=s.user_id,
         score=s.score,
-        achieved_at=achieved,
+        achieved_at=timestamp_of(s.created_at),
         display_name=s.display_name,
     )
 

@@ -23,9 +23,11 @@ log = logging.getLogger("leaderboard.scores.store")
 # final responses for AIP-155 replays).
 _INSERT_BATCH = """
     WITH input AS (
-        SELECT * FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS t(
-            id uuid, created_at timestamptz, leaderboard_id text, user_id text, score bigint, request_id uuid,
-            caller_id text, display_name text, metadata jsonb, body_hash text, submitted_by text)
+        SELECT CAST(e->>0 AS uuid) AS id, CAST(e->>1 AS timestamptz) AS created_at, e->>2 AS leaderboard_id,
+               e->>3 AS user_id, CAST(e->>4 AS bigint) AS score, CAST(e->>5 AS uuid) AS request_id,
+               e->>6 AS caller_id, e->>7 AS display_name, e->8 AS metadata, e->>9 AS body_hash,
+               e->>10 AS submitted_by
+        FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) AS e
     ),
     req AS (
         INSERT INTO scores.submission_requests (caller_id, request_id, submission_id, body_hash, created_at)
@@ -98,6 +100,10 @@ class Claim:
     trans: AsyncTransaction
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 class ScoreStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -112,22 +118,24 @@ class ScoreStore:
     ) -> dict[str, int]:
         """Store new submissions; returns {submission id: outbox id} of those that were new."""
         # One JSON document per batch: json.dumps runs in C, where psycopg would dump
-        # eleven arrays element by element in Python.
+        # eleven arrays element by element in Python. A batch shares one timestamp.
+        created = _iso(items[0].created_at) if items else None
         rows = json.dumps(
             [
-                {
-                    "id": s.id,
-                    "created_at": s.created_at.isoformat() if s.created_at else None,
-                    "leaderboard_id": s.leaderboard_id,
-                    "user_id": s.user_id,
-                    "score": s.score,
-                    "request_id": s.request_id,
-                    "caller_id": s.caller_id,
-                    "display_name": s.display_name,
-                    "metadata": s.metadata,
-                    "body_hash": s.body_hash.hex(),
-                    "submitted_by": s.submitted_by,
-                }
+                # Positional, in the order the statement reads them (e->>0 ... e->>10).
+                [
+                    s.id,
+                    created if s.created_at is items[0].created_at else _iso(s.created_at),
+                    s.leaderboard_id,
+                    s.user_id,
+                    s.score,
+                    s.request_id,
+                    s.caller_id,
+                    s.display_name,
+                    s.metadata,
+                    s.body_hash.hex(),
+                    s.submitted_by,
+                ]
                 for s in items
             ]
         )
