@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,17 +193,27 @@ class SubmitBatcher:
         for item in items:
             item.created_at = created
         applied, responses = self._take_bookkeeping()
+        started = time.perf_counter()
         try:
             fresh = await self._store.insert_batch(items, applied_outbox_ids=applied, responses=responses)
         except Exception:
             self._restore_bookkeeping(applied, responses)
             raise
+        stored = time.perf_counter()
         duplicates = [p for p in leaders.values() if p.item.id not in fresh]
         if duplicates:
             await self._answer_duplicates(duplicates)
         new = [p for p in leaders.values() if p.item.id in fresh]
         if new:
             await self._apply_and_answer(new, fresh)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch of %d: store %.1f ms, apply+answer %.1f ms, %d in flight",
+                len(items),
+                1000 * (stored - started),
+                1000 * (time.perf_counter() - stored),
+                self._busy,
+            )
         for follower in followers:
             self._answer_follower(follower, leaders[follower.item.key])
 
