@@ -32,7 +32,7 @@ principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar
 
 
 def current_principal() -> Principal:
-    """The caller of the current RPC; the interceptor guarantees one on non-public methods."""
+    """The caller of the current RPC; the RPC guard guarantees one on non-public methods."""
     principal = principal_var.get()
     if principal is None:
         from leaderboard.runtime.errors import Unauthenticated

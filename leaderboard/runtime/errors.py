@@ -1,6 +1,6 @@
 """Domain errors and their mapping to gRPC status + google.rpc.ErrorInfo.
 
-Domain code raises these (no gRPC types needed); the server interceptor turns
+Domain code raises these (no gRPC types needed); the RPC guard (rpc_guard.py) turns
 them into a status whose details carry `ErrorInfo{reason, domain, metadata}`
 and, where it helps the caller, `BadRequest` or `RetryInfo`.
 """

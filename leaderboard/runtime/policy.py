@@ -1,6 +1,6 @@
 """Who may call what: the one declarative table of per-RPC authorization.
 
-The server interceptor checks it before any handler runs (so permission is
+The RPC guard (rpc_guard.py) checks it before any handler runs (so permission is
 checked before existence). A method of ours missing from the table is denied.
 """
 

@@ -1,6 +1,6 @@
 """One server bootstrap for all four services.
 
-`start_service` builds a grpc.aio server with the shared interceptor, standard
+`start_service` builds a grpc.aio server with the shared RPC guard, standard
 health checking (the service and ""), server reflection and the service's
 handlers, and starts it; `serve` runs one until SIGTERM/SIGINT, then flips
 health to NOT_SERVING, stops with a grace period and closes pools.
@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from leaderboard.client import SERVICE_NAMES, Client
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.db import create_engine, session_factory
-from leaderboard.runtime.interceptor import ServerInterceptor
 from leaderboard.runtime.metrics import start_metrics_endpoint
 from leaderboard.runtime.redis_store import create_redis
+from leaderboard.runtime.rpc_guard import GuardedServer, RpcGuard
 from leaderboard.runtime.tokens import KeySource, PublicKeySet, TokenVerifier
 from leaderboard.v1 import auth_pb2
 
@@ -157,7 +157,6 @@ async def start_service(
     runtime = Runtime(settings=settings, service=name)
     service = await (factory or load_factory(name))(runtime)
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(name, runtime.verifier)],
         options=[
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
@@ -167,7 +166,7 @@ async def start_service(
         # A burst of new streams must not be refused with CANCELLED.
         maximum_concurrent_rpcs=None,
     )
-    service.register(server)
+    service.register(cast(grpc.aio.Server, GuardedServer(server, RpcGuard(name, runtime.verifier))))
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     full_name = SERVICE_NAMES[name]

@@ -1,7 +1,7 @@
 """AuthService RPC handlers: read the request, call the domain, build the response.
 
-Authorization is the interceptor's (policy.py); errors are DomainErrors that
-the interceptor maps to status + ErrorInfo.
+Authorization is the RPC guard's (policy.py); errors are DomainErrors that
+the guard maps to status + ErrorInfo.
 """
 
 from __future__ import annotations

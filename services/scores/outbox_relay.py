@@ -112,10 +112,11 @@ class OutboxRelay:
                             failed.extend((e.outbox_id, one.code().name) for e in events[index:])
                             error = one
                             break
-        except Exception:
-            await self._store.abandon_claim(claim)
+        except BaseException:
+            # Cancelled too (service stopping): give the connection back, roll back.
+            await asyncio.shield(self._store.abandon_claim(claim))
             raise
-        await self._store.finish_claim(claim, applied=applied, failed=failed, parked=parked)
+        await asyncio.shield(self._store.finish_claim(claim, applied=applied, failed=failed, parked=parked))
         if error is not None:
             raise error
         if applied:
