@@ -8,7 +8,6 @@ client ever sees UNKNOWN or a stack trace.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -123,32 +122,41 @@ class RpcGuard:
             trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
         )
 
+    async def _begin(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        metadata = cast(Metadata, context.invocation_metadata())
+        request_id_var.set(self._request_id(metadata))
+        principal_var.set(await self._authenticate(method, metadata))
+
+    def _classify(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
+    ) -> tuple[grpc.StatusCode, status_pb2.Status | None]:
+        """The failure's code, and the status to abort with (None: already final, re-raise)."""
+        if isinstance(exc, grpc.aio.AbortError):
+            return context.code() or grpc.StatusCode.UNKNOWN, None
+        if not isinstance(exc, Exception):  # cancelled: the client went away
+            return grpc.StatusCode.CANCELLED, None
+        status = self._status_for(method, exc)
+        if status.code != grpc.StatusCode.INTERNAL.value[0]:
+            log.info("rpc error", extra={"method": method, "code": _CODES_BY_NUMBER[status.code].name})
+        return _CODES_BY_NUMBER[status.code], status
+
     def _wrap(self, method: str, handler: Handler) -> Handler:
         if handler.unary_unary is not None:
             behavior: Callable[..., Awaitable[Any]] = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 started = time.perf_counter()
-                metadata = cast(Metadata, context.invocation_metadata())
-                request_id_var.set(self._request_id(metadata))
                 code = grpc.StatusCode.OK
                 try:
-                    principal_var.set(await self._authenticate(method, metadata))
+                    await self._begin(method, context)
                     return await behavior(request, context)
-                except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN
-                    raise
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    status = self._status_for(method, exc)
-                    code = _CODES_BY_NUMBER[status.code]
+                except BaseException as exc:
+                    code, status = self._classify(method, context, exc)
+                    if status is None:
+                        raise
                     await self._abort(context, status)
                 finally:
                     self._observe(method, code, time.perf_counter() - started)
-                    if code is not grpc.StatusCode.OK:
-                        log.info("rpc error", extra={"method": method, "code": code.name})
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -160,22 +168,15 @@ class RpcGuard:
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 started = time.perf_counter()
-                metadata = cast(Metadata, context.invocation_metadata())
-                request_id_var.set(self._request_id(metadata))
                 code = grpc.StatusCode.OK
                 try:
-                    principal_var.set(await self._authenticate(method, metadata))
+                    await self._begin(method, context)
                     async for item in stream_behavior(request, context):
                         yield item
-                except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN
-                    raise
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    status = self._status_for(method, exc)
-                    code = _CODES_BY_NUMBER[status.code]
+                except BaseException as exc:
+                    code, status = self._classify(method, context, exc)
+                    if status is None:
+                        raise
                     await self._abort(context, status)
                 finally:
                     self._observe(method, code, time.perf_counter() - started)
