@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from leaderboard.client import SERVICE_NAMES, error_details, open_channel
 from leaderboard.runtime import policy
-from leaderboard.v1 import auth_pb2, ranking_pb2, ranking_pb2_grpc, reports_pb2, scores_pb2
+from leaderboard.v1 import auth_pb2, ranking_pb2, ranking_pb2_grpc, reports_pb2, reports_pb2_grpc, scores_pb2
 from tests.conftest import Stack
 
 
@@ -118,3 +119,27 @@ async def test_stub_ranking_channel_works_over_real_port(stack: Stack) -> None:
         await stub.GetLeaderboard(ranking_pb2.GetLeaderboardRequest(leaderboard_id="x"), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     await channel.close(None)
+
+
+async def test_prometheus_metrics_count_rpcs_by_method_and_code(stack: Stack) -> None:
+    import dataclasses
+    import urllib.request
+
+    from leaderboard.runtime.embedded import free_port
+    from leaderboard.runtime.server import start_service
+
+    base = free_port()
+    settings = dataclasses.replace(stack.settings, metrics_port_base=base, reports_port=free_port())
+    running = await start_service("reports", settings)
+    try:
+        channel = open_channel(settings.target("reports"))
+        stub = reports_pb2_grpc.ReportServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.ListReports(reports_pb2.ListReportsRequest(), timeout=5)
+        await channel.close(None)
+        url = f"http://127.0.0.1:{base + 30}/metrics"  # reports is service index 3, worker 0
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+        assert 'leaderboard_rpc_total{code="UNAUTHENTICATED",method="ListReports",service="reports"}' in body
+        assert "leaderboard_rpc_seconds_bucket" in body
+    finally:
+        await running.stop(grace=0.1)

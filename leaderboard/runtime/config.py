@@ -179,9 +179,17 @@ class Settings:
         50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
     )
     batch_linger_ms: float = _setting(
-        2.0, "How long the score ingest waits to fill a micro-batch.", parse=_positive_float
+        5.0,
+        "How long the score ingest waits to fill a micro-batch while other batches are in flight "
+        "(never when idle, so a lone submission does not wait).",
+        parse=_positive_float,
     )
-    batch_max_size: int = _setting(500, "Largest micro-batch of submissions.", parse=_positive_int)
+    batch_max_size: int = _setting(
+        2000,
+        "Largest micro-batch of submissions (one SQL statement, one ApplyScores call). "
+        "Measured on 2 cores: 2000 beat 500 and 4000 for BatchSubmitScores.",
+        parse=_positive_int,
+    )
     window_retention_periods: int = _setting(
         8, "Default number of past periods a window keeps readable.", parse=_non_negative_int
     )
