@@ -36,7 +36,7 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
 
 
 def _wait_up(proc: subprocess.Popen[str], data_dir: Path, ports: dict[str, int]) -> str:
-    from leaderboard.cli.up import _wait_all
+    from leaderboard.cli.up import wait_all_serving
 
     settings = load_settings({}, data_dir=data_dir, **{f"{n}_port": p for n, p in ports.items()})
     deadline = time.monotonic() + 90
@@ -44,7 +44,7 @@ def _wait_up(proc: subprocess.Popen[str], data_dir: Path, ports: dict[str, int])
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert time.monotonic() < deadline, "stack did not come up"
         time.sleep(0.2)
-    asyncio.run(_wait_all(settings, within_seconds=60))
+    asyncio.run(wait_all_serving(settings, within_seconds=60))
     env = dict(line.split("=", 1) for line in (data_dir / "endpoints.env").read_text().splitlines() if line)
     return env["LEADERBOARD_POSTGRES_URL"]
 
@@ -98,9 +98,9 @@ def test_serve_workers_share_one_port(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        from leaderboard.cli.up import _wait_serving
+        from leaderboard.cli.up import wait_serving
 
-        asyncio.run(_wait_serving(f"127.0.0.1:{port}", "leaderboard.v1.ReportService", time.monotonic() + 60))
+        asyncio.run(wait_serving(f"127.0.0.1:{port}", "leaderboard.v1.ReportService", time.monotonic() + 60))
         workers = psutil.Process(proc.pid).children()
         assert len(workers) == 2
         assert all(w.is_running() for w in workers)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from leaderboard.cli.up import _env_for, _wait_all
+from leaderboard.cli.up import service_env, wait_all_serving
 from leaderboard.client import SERVICE_NAMES
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
@@ -61,7 +61,7 @@ class EmbeddedStack:
             **ports,
         )
         upgrade(postgres_url)
-        env = _env_for(settings)
+        env = service_env(settings)
         for name in SERVICE_NAMES:
             log = (self.root / f"{name}.log").open("ab")
             cmd = [sys.executable, "-m", "leaderboard.cli.main", "serve", name, "--workers", str(self.workers)]
@@ -70,7 +70,7 @@ class EmbeddedStack:
                 subprocess.Popen(cmd, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
             )
             log.close()
-        asyncio.run(_wait_all(settings, within_seconds=60.0))
+        asyncio.run(wait_all_serving(settings, within_seconds=60.0))
         return settings
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 
@@ -96,10 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
-
-
-def run_async(coro: object) -> None:
-    asyncio.run(coro)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ console = Console(stderr=True)
 STATE_FILE = "endpoints.env"
 
 
-async def _wait_serving(target: str, service: str, deadline: float) -> None:
+async def wait_serving(target: str, service: str, deadline: float) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
@@ -43,12 +43,12 @@ async def _wait_serving(target: str, service: str, deadline: float) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _wait_all(settings: Settings, within_seconds: float) -> None:
+async def wait_all_serving(settings: Settings, within_seconds: float) -> None:
     deadline = time.monotonic() + within_seconds
-    await asyncio.gather(*(_wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items()))
+    await asyncio.gather(*(wait_serving(settings.target(n), full, deadline) for n, full in SERVICE_NAMES.items()))
 
 
-def _env_for(settings: Settings) -> dict[str, str]:
+def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for f in dataclasses.fields(Settings):
         value = getattr(settings, f.name)
@@ -91,12 +91,12 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
         console.print("applying migrations ...")
         upgrade(settings.postgres_url)
         state = _write_state(settings)
-        env = _env_for(settings)
+        env = service_env(settings)
         for name in SERVICE_NAMES:
             cmd = [sys.executable, "-m", "leaderboard.cli.main", "serve", name, "--workers", str(workers)]
             # Own process group: Ctrl-C reaches us once, and we stop children in order.
             procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
-        asyncio.run(_wait_all(settings, within_seconds=60.0))
+        asyncio.run(wait_all_serving(settings, within_seconds=60.0))
         _print_table(settings, postgres, valkey)
         while not stopping:
             for proc in procs:
