@@ -670,32 +670,6 @@ async def test_a_failed_rebuild_leaves_the_live_state_and_queued_events_applied(
     assert await h.score(board, a) == 11
 
 
-# --- memory ---------------------------------------------------------------------------------------------------------
-
-
-async def test_memory_per_player_per_window_is_under_200_bytes(h: Harness) -> None:
-    board = await h.board(windows=[Window.DAILY])
-    n = 5000
-    rng = random.Random(5)
-    for i in range(0, n, 500):
-        await h.apply(
-            *(ev(board, user(), rng.randint(-MAX, MAX), T0 + j, name=f"Player {j}") for j in range(i, i + 500))
-        )
-    base = h.store.base(board.id)
-
-    async def per_player(*keys: str) -> float:
-        return sum([await h.redis.memory_usage(f"{base}:{k}", samples=0) or 0 for k in keys]) / n
-
-    # Ranked set + standing hash (the all-time one also holds the display name).
-    assert await per_player("r:a", "s:a") < 200
-    assert await per_player("r:d20371125", "s:d20371125") < 160
-    # Event ids (kept for latest/sum boards only) cost per event and expire with the dedup window.
-    summed = await h.board(policy=Policy.SUM)
-    await h.apply(*(ev(summed, user(), 1, T0) for _ in range(500)))
-    ids = await h.redis.memory_usage(f"{h.store.base(summed.id)}:e:{T0 // 3_600_000}", samples=0)
-    assert ids is not None and ids / 500 < 60
-
-
 async def test_the_script_channel_reconnects_after_losing_its_connection(h: Harness) -> None:
     board = await h.board()
     me = user()
