@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+import redis
 
 from leaderboard.client import Client
 from leaderboard.runtime.config import Settings, load_settings
@@ -32,9 +33,9 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     ports = {f"{name}_port": free_port() for name in ("auth", "scores", "ranking", "reports")}
-    return load_settings(
+    settings = load_settings(
         {},
         postgres_url=postgres_url,
         redis_url=redis_url,
@@ -47,6 +48,14 @@ def settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPat
         log_json=False,
         **ports,
     )
+    yield settings
+    # A shared Redis (LEADERBOARD_TEST_REDIS_URL) keeps nothing of this session.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=settings.redis_key_prefix + "*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 @dataclass
