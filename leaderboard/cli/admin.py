@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from leaderboard.runtime.config import Settings, load_settings
+from leaderboard.cli.stack_state import state_path, with_running_stack
+from leaderboard.runtime.config import Settings
 from leaderboard.runtime.errors import DomainError
 
-STATE_FILE = "endpoints.env"
 T = TypeVar("T")
 
 
@@ -28,26 +27,13 @@ class AdminError(Exception):
 
 def stack_settings(settings: Settings) -> Settings:
     """Settings pointing at the running stack: the environment first, else endpoints.env."""
-    if settings.postgres_url:
-        return settings
-    path = settings.data_dir / STATE_FILE
-    if not path.exists():
+    settings = with_running_stack(settings)
+    if not settings.postgres_url:
         raise AdminError(
-            f"LEADERBOARD_POSTGRES_URL is not set and {path} does not exist: "
+            f"LEADERBOARD_POSTGRES_URL is not set and {state_path(settings)} does not exist: "
             "start the stack with `make up` (from this directory) or set LEADERBOARD_POSTGRES_URL"
         )
-    found: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip().startswith("LEADERBOARD_"):
-            found[key.strip()] = value.strip()
-    # Parsed like the environment, so a bad value is reported the same way.
-    from_file = load_settings(found)
-    return dataclasses.replace(
-        settings,
-        postgres_url=from_file.postgres_url,
-        redis_url=settings.redis_url or from_file.redis_url,
-    )
+    return settings
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

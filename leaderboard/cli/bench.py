@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import ipaddress
 import shlex
 import signal
@@ -18,12 +17,13 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from leaderboard.cli.stack_state import with_running_stack
 from leaderboard.runtime.config import Settings
 
 if TYPE_CHECKING:
@@ -144,24 +144,13 @@ def remote_targets(settings: Settings) -> list[str]:
     return found
 
 
-def with_running_stack(settings: Settings) -> Settings:
-    """Fill store URLs and the internal secret from what `leaderboard up` left in the data dir."""
-    state = settings.data_dir / "endpoints.env"
-    values: dict[str, str] = {}
-    if state.exists():
-        for line in state.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                values[key.strip()] = value.strip()
-    changes: dict[str, Any] = {}
-    if not settings.postgres_url and values.get("LEADERBOARD_POSTGRES_URL"):
-        changes["postgres_url"] = values["LEADERBOARD_POSTGRES_URL"]
-    if not settings.redis_url and values.get("LEADERBOARD_REDIS_URL"):
-        changes["redis_url"] = values["LEADERBOARD_REDIS_URL"]
-    secret = settings.data_dir / "internal_secret"
-    if not settings.internal_secret and secret.exists():
-        changes["internal_secret"] = secret.read_text().strip()
-    return dataclasses.replace(settings, **changes) if changes else settings
+def refuse_remote(settings: Settings, allow_remote: bool, err: Console) -> bool:
+    """True (after saying why) when the load would leave this machine without --allow-remote."""
+    remote = remote_targets(settings)
+    if remote and not allow_remote:
+        err.print(f"refusing non-loopback targets ({'; '.join(remote)}); pass --allow-remote to insist")
+        return True
+    return False
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -219,9 +208,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             err.print(f"deployment up in {time.perf_counter() - began:.1f} s (logs in {stack.logs})")
         else:
             settings = with_running_stack(settings)
-        remote = remote_targets(settings)
-        if remote and not args.allow_remote:
-            err.print(f"refusing to load non-loopback targets ({'; '.join(remote)}); pass --allow-remote to insist")
+        if refuse_remote(settings, args.allow_remote, err):
             return 2
         rows = asyncio.run(_run(settings, options, plan))
     finally:

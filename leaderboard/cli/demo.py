@@ -22,16 +22,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from leaderboard.cli.bench import remote_targets, with_running_stack
+    from leaderboard.cli.bench import refuse_remote
+    from leaderboard.cli.stack_state import with_running_stack
 
     err = Console(stderr=True)
     if args.rate <= 0 or args.duration <= 0 or args.players < 1:
         err.print("--rate and --duration must be > 0, --players >= 1")
         return 2
     settings = with_running_stack(settings)
-    remote = remote_targets(settings)
-    if remote and not args.allow_remote:
-        err.print(f"refusing non-loopback targets ({'; '.join(remote)}); pass --allow-remote to insist")
+    if refuse_remote(settings, args.allow_remote, err):
         return 2
     return asyncio.run(_demo(args, settings, err))
 

@@ -19,13 +19,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
+from leaderboard.cli.stack_state import SECRET_FILE, write_state
 from leaderboard.client import SERVICE_NAMES
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.embedded import EmbeddedPostgres, EmbeddedValkey
 from leaderboard.runtime.migrations import upgrade
 
 console = Console(stderr=True)
-STATE_FILE = "endpoints.env"
 
 
 async def wait_serving(target: str, service: str, deadline: float) -> None:
@@ -56,13 +56,6 @@ def service_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _write_state(settings: Settings) -> Path:
-    """Remember the running stack's URLs so CLI tools (admin, bench) find it with no flags."""
-    path = settings.data_dir / STATE_FILE
-    path.write_text(f"LEADERBOARD_POSTGRES_URL={settings.postgres_url}\nLEADERBOARD_REDIS_URL={settings.redis_url}\n")
-    return path
-
-
 def run_up(settings: Settings, *, workers: int = 1) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     postgres: EmbeddedPostgres | None = None
@@ -90,7 +83,7 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
             settings = dataclasses.replace(settings, internal_secret=_persistent_secret(settings.data_dir))
         console.print("applying migrations ...")
         upgrade(settings.postgres_url)
-        state = _write_state(settings)
+        state = write_state(settings)
         env = service_env(settings)
         for name in SERVICE_NAMES:
             cmd = [sys.executable, "-m", "leaderboard.cli.main", "serve", name, "--workers", str(workers)]
@@ -130,7 +123,7 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
 
 def _persistent_secret(data_dir: Path) -> str:
     """A random internal secret created once per data dir (development default)."""
-    path = data_dir / "internal_secret"
+    path = data_dir / SECRET_FILE
     if not path.exists():
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)

@@ -75,16 +75,15 @@ class View:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from leaderboard.cli.bench import remote_targets, with_running_stack
+    from leaderboard.cli.bench import refuse_remote
+    from leaderboard.cli.stack_state import with_running_stack
 
     err = Console(stderr=True)
     if not 1 <= args.top <= 100 or args.interval <= 0:
         err.print("--top must be 1-100 and --interval > 0")
         return 2
     settings = with_running_stack(settings)
-    remote = remote_targets(settings)
-    if remote and not args.allow_remote:
-        err.print(f"refusing non-loopback targets ({'; '.join(remote)}); pass --allow-remote to insist")
+    if refuse_remote(settings, args.allow_remote, err):
         return 2
     return asyncio.run(_watch(args, settings, err))
 

@@ -7,10 +7,7 @@ from typing import ClassVar
 
 import grpc
 
-from leaderboard.bench.context import BenchContext
-from leaderboard.bench.runner import WorkloadSpec
-from leaderboard.bench.scenarios.base import Measured, Params, Scenario
-from leaderboard.bench.scenarios.submit import ServiceCall
+from leaderboard.bench.scenarios.submit import ServiceCall, SubmitScenario
 from leaderboard.bench.seed import BATCH, Population
 from leaderboard.v1 import scores_pb2
 
@@ -44,33 +41,10 @@ class BatchSubmitCall(ServiceCall):
         return ok
 
 
-class BatchSubmitScenario(Scenario):
+class BatchSubmitScenario(SubmitScenario):
     name = "batch-submit"
     baseline = "redis"
     default_concurrency: ClassVar[tuple[int, ...]] = (4,)
-    uses_players = True
-
-    def __init__(self) -> None:
-        self.board_id = ""
-
-    async def prepare(self, ctx: BenchContext, params: Params) -> list[str]:
-        await ctx.server()
-        if not self.board_id:
-            self.board_id = await ctx.create_board("batch")
-        return []
-
-    async def measure(self, ctx: BenchContext, params: Params) -> list[Measured]:
-        server = await ctx.server()
-        population = Population(params.players)
-        spec = WorkloadSpec(
-            f"{__name__}:BatchSubmitCall",
-            {
-                "targets": ctx.targets,
-                "token": server.token,
-                "board_id": self.board_id,
-                "players": population.size,
-                "population_base": population.base,
-            },
-        )
-        recording = await ctx.load("batch-submit", spec, concurrency=params.concurrency, processes=params.processes)
-        return [Measured("batch-submit", recording, unit="submissions")]
+    concurrency_under_all: ClassVar[tuple[int, ...] | None] = None
+    workload: ClassVar[str] = f"{__name__}:BatchSubmitCall"
+    unit: ClassVar[str] = "submissions"

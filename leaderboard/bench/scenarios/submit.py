@@ -56,6 +56,9 @@ class SubmitScenario(Scenario):
     default_concurrency: ClassVar[tuple[int, ...]] = (64,)
     concurrency_under_all: ClassVar[tuple[int, ...] | None] = (64, 256)  # issue 6's two points
     uses_players = True
+    # What a subclass changes: the workload class (in its own module) and what an item is.
+    workload: ClassVar[str] = f"{__name__}:SubmitCall"
+    unit: ClassVar[str] = "req"
 
     def __init__(self) -> None:
         self.board_id = ""
@@ -63,14 +66,14 @@ class SubmitScenario(Scenario):
     async def prepare(self, ctx: BenchContext, params: Params) -> list[str]:
         await ctx.server()
         if not self.board_id:
-            self.board_id = await ctx.create_board("submit")
+            self.board_id = await ctx.create_board(self.name.split("-")[0])
         return []
 
     async def measure(self, ctx: BenchContext, params: Params) -> list[Measured]:
         server = await ctx.server()
         population = Population(params.players)
         spec = WorkloadSpec(
-            f"{__name__}:SubmitCall",
+            self.workload,
             {
                 "targets": ctx.targets,
                 "token": server.token,
@@ -79,5 +82,5 @@ class SubmitScenario(Scenario):
                 "population_base": population.base,
             },
         )
-        recording = await ctx.load("submit", spec, concurrency=params.concurrency, processes=params.processes)
-        return [Measured("submit", recording)]
+        recording = await ctx.load(self.name, spec, concurrency=params.concurrency, processes=params.processes)
+        return [Measured(self.name, recording, unit=self.unit)]
