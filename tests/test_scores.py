@@ -433,3 +433,39 @@ async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) ->
         await batcher.stop()
         await client.close()
         await engine.dispose()
+
+
+async def test_batches_over_rankings_per_call_limit_are_applied(stack: Stack) -> None:
+    # A micro-batch may hold more than ranking's 1,000 events per ApplyScores: ingest
+    # must split the call, not leave the whole batch to the relay.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    settings = stack.settings
+    engine = create_engine(settings.postgres_url, pool_size=2)
+    client = Client.from_settings(settings)
+    link = RankingLink(client, ServiceToken(client, "scores", settings.internal_secret))
+    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=5000)
+    await batcher.start()
+    items = []
+    for i in range(1500):
+        user = str(uuid.uuid4())
+        items.append(
+            Submission(
+                caller_id=user,
+                request_id=str(uuid.uuid4()),
+                leaderboard_id=board,
+                user_id=user,
+                score=i,
+                metadata={},
+                submitted_by=user,
+                display_name="",
+                body_hash=body_hash(board, user, i, {}),
+            )
+        )
+    try:
+        replies = await batcher.submit_many(items)  # queued at once: one batch of 1,500
+        assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)
+    finally:
+        await batcher.stop()
+        await client.close()
+        await engine.dispose()

@@ -17,6 +17,8 @@ from leaderboard.v1 import ranking_pb2
 from services.scores.submissions import MAX_SAFE_SCORE, BoardRules, Submission
 
 RULES_TTL_SECONDS = 5.0
+# RankingService.ApplyScores takes at most this many events per call.
+MAX_APPLY_EVENTS = 1000
 MISSING_TTL_SECONDS = 1.0
 
 
@@ -80,15 +82,21 @@ class RankingLink:
         return rules
 
     async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
-        """One ApplyScores call for a whole batch; raises grpc.aio.AioRpcError on failure."""
-        try:
-            reply = await self._client.ranking.ApplyScores(
-                ranking_pb2.ApplyScoresRequest(events=[to_event(s) for s in events]),
-                metadata=await self._token.metadata(),
-                timeout=self._apply_timeout,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                self._token.invalidate()
-            raise
-        return list(reply.results)
+        """ApplyScores for a whole batch, in chunks of at most MAX_APPLY_EVENTS (ranking's
+        per-call limit), one after another so a player's events keep their order.
+        Raises grpc.aio.AioRpcError on failure."""
+        results: list[ranking_pb2.ApplyScoresResult] = []
+        for start in range(0, len(events), MAX_APPLY_EVENTS):
+            chunk = events[start : start + MAX_APPLY_EVENTS]
+            try:
+                reply = await self._client.ranking.ApplyScores(
+                    ranking_pb2.ApplyScoresRequest(events=[to_event(s) for s in chunk]),
+                    metadata=await self._token.metadata(),
+                    timeout=self._apply_timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self._token.invalidate()
+                raise
+            results.extend(reply.results)
+        return results

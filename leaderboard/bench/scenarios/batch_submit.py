@@ -34,8 +34,11 @@ class BatchSubmitCall(ServiceCall):
         reply = await self.client.scores.BatchSubmitScores(request, metadata=self.metadata)
         ok = 0
         for result in reply.results:
-            if result.code == 0:
+            if result.code == 0 and result.response.applied:
                 ok += 1
+            elif result.code == 0:
+                # Durable but not ranked yet (the relay will): not "end to end", so not counted.
+                self.item_errors["NOT_APPLIED"] += 1
             else:
                 self.item_errors[_CODE_NAMES.get(result.code, str(result.code))] += 1
         return ok

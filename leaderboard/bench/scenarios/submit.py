@@ -14,6 +14,10 @@ from leaderboard.client import Client
 from leaderboard.v1 import scores_pb2
 
 
+class NotAppliedError(Exception):
+    """Acknowledged (committed) but not yet applied by ranking; counted as an error."""
+
+
 class ServiceCall(Workload):
     """A workload that calls our services with a token, over its own channels."""
 
@@ -46,7 +50,9 @@ class SubmitCall(ServiceCall):
             request_id=str(uuid.uuid4()),  # unique: every call is a new submission, never a replay
             user_id=self.population.random_user_id(self.rng),
         )
-        await self.client.scores.SubmitScore(request, metadata=self.metadata)
+        reply = await self.client.scores.SubmitScore(request, metadata=self.metadata)
+        if not reply.applied:
+            raise NotAppliedError  # durable, but ranked later by the relay: not done end to end
         return 1
 
 
