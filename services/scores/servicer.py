@@ -20,6 +20,7 @@ from services.scores.rate_limit import RateLimiter
 from services.scores.score_store import ScoreStore
 from services.scores.submissions import (
     MAX_BATCH,
+    BoardRules,
     Submission,
     body_hash,
     check_score,
@@ -49,13 +50,23 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
     async def _validate(
         self, request: scores_pb2.SubmitScoreRequest, principal: Principal, field_prefix: str = ""
     ) -> Submission:
+        rules = await self._ranking.rules(request.leaderboard_id) if request.leaderboard_id else None
+        return self._check(request, principal, rules, field_prefix)
+
+    def _check(
+        self,
+        request: scores_pb2.SubmitScoreRequest,
+        principal: Principal,
+        rules: BoardRules | None,
+        field_prefix: str = "",
+    ) -> Submission:
+        """Validate one submission against its board's rules (no I/O: batches look rules up once)."""
         try:
             if not request.leaderboard_id:
                 raise InvalidArgument("leaderboard_id", "required")
             request_id = parse_request_id(request.request_id)
             user_id = resolve_player(principal, request.user_id)
             metadata = validate_metadata(dict(request.metadata))
-            rules = await self._ranking.rules(request.leaderboard_id)
             check_score(rules, request.leaderboard_id, request.score, principal)
         except InvalidArgument as exc:
             if field_prefix:
@@ -91,22 +102,33 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument("requests", f"at most {MAX_BATCH} submissions per call")
         principal = current_principal()
-        results = [scores_pb2.BatchSubmitScoresResult() for _ in request.requests]
-        valid: list[tuple[int, Submission]] = []
-        for index, item in enumerate(request.requests):
+        # A game server's batch names a few boards: look each up once, not once per item.
+        rules: dict[str, BoardRules | DomainError | None] = {}
+        for board in {item.leaderboard_id for item in request.requests if item.leaderboard_id}:
             try:
-                valid.append((index, await self._validate(item, principal, f"requests[{index}].")))
+                rules[board] = await self._ranking.rules(board)
             except DomainError as exc:
-                _fail(results[index], exc)
+                rules[board] = exc
+        response = scores_pb2.BatchSubmitScoresResponse()
+        valid: list[tuple[scores_pb2.BatchSubmitScoresResult, Submission]] = []
+        for index, item in enumerate(request.requests):
+            result = response.results.add()
+            try:
+                board_rules = rules.get(item.leaderboard_id)
+                if isinstance(board_rules, DomainError):
+                    raise board_rules
+                valid.append((result, self._check(item, principal, board_rules, f"requests[{index}].")))
+            except DomainError as exc:
+                _fail(result, exc)
         outcomes = await self._batcher.submit_many([s for _, s in valid])
-        for (index, _), outcome in zip(valid, outcomes, strict=True):
+        for (result, _), outcome in zip(valid, outcomes, strict=True):
             if isinstance(outcome, scores_pb2.SubmitScoreResponse):
-                results[index].response.CopyFrom(outcome)
+                result.response.CopyFrom(outcome)
             elif isinstance(outcome, DomainError):
-                _fail(results[index], outcome)
+                _fail(result, outcome)
             else:
                 raise outcome
-        return scores_pb2.BatchSubmitScoresResponse(results=results)
+        return response
 
     async def ListScoreHistory(
         self, request: scores_pb2.ListScoreHistoryRequest, context: Context
