@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leaderboard.runtime import paging
 from leaderboard.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.ranking.catalog import (
     GLOBAL_ID,
@@ -363,9 +364,7 @@ class Ranking:
         page_token: str = "",
         period_time_ms: int | None = None,
     ) -> Page:
-        if page_size < 0:
-            raise InvalidArgument("page_size", "must not be negative")
-        size = DEFAULT_PAGE_SIZE if page_size == 0 else min(page_size, MAX_PAGE_SIZE)
+        size = paging.page_size(page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
         board = await self._catalog.get(board_id)
         now = self.now_ms()
         last_stored: int | None = None

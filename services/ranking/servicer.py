@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from leaderboard.runtime import paging
 from leaderboard.runtime.context import current_principal
 from leaderboard.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from leaderboard.v1 import common_pb2, ranking_pb2, ranking_pb2_grpc
@@ -128,6 +129,11 @@ def _user(value: str) -> str:
     return value or current_principal().user_id
 
 
+def _period(request: Any) -> int | None:
+    """The request's past period (ms), None for the current one."""
+    return _ms(request.period_time) if request.HasField("period_time") else None
+
+
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def __init__(self, catalog: CatalogCache, catalog_store: CatalogStore, ranking: Ranking) -> None:
         self._catalog = catalog
@@ -156,9 +162,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     async def ListLeaderboards(
         self, request: ranking_pb2.ListLeaderboardsRequest, context: Context
     ) -> ranking_pb2.ListLeaderboardsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument("page_size", "must not be negative")
-        size = min(request.page_size or DEFAULT_CATALOG_PAGE, MAX_CATALOG_PAGE)
+        size = paging.page_size(request.page_size, default=DEFAULT_CATALOG_PAGE, maximum=MAX_CATALOG_PAGE)
         after = ""
         if request.page_token:
             token = CatalogToken.decode(request.page_token)
@@ -209,7 +213,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             _window(request.window),
             request.page_size,
             request.page_token,
-            _ms(request.period_time) if request.HasField("period_time") else None,
+            _period(request),
         )
         response = ranking_pb2.ListTopEntriesResponse(next_page_token=page.next_token, total_players=page.total)
         add_entries(response.entries, page.entries)
@@ -222,7 +226,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             _board_id(request.leaderboard_id),
             _window(request.window),
             _user(request.user_id),
-            _ms(request.period_time) if request.HasField("period_time") else None,
+            _period(request),
         )
         response = ranking_pb2.GetUserRankResponse(total_players=total)
         fill_entry(response.entry, entry)
@@ -237,7 +241,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             _user(request.user_id),
             before=request.before,
             after=request.after,
-            period_time_ms=_ms(request.period_time) if request.HasField("period_time") else None,
+            period_time_ms=_period(request),
         )
         response = ranking_pb2.ListEntriesAroundUserResponse(total_players=total)
         add_entries(response.entries, entries)
@@ -250,7 +254,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             _board_id(request.leaderboard_id),
             _window(request.window),
             list(request.user_ids),
-            _ms(request.period_time) if request.HasField("period_time") else None,
+            _period(request),
         )
         response = ranking_pb2.ListEntriesForUsersResponse(total_players=total)
         add_entries(response.entries, entries)
