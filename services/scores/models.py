@@ -8,7 +8,7 @@ has not confirmed yet.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from leaderboard.runtime.db import schema_metadata
@@ -46,7 +46,7 @@ outbox = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("event_id", UUID(as_uuid=False), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("attempts", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("parked_at", DateTime(timezone=True)),
 )

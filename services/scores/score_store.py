@@ -339,11 +339,6 @@ class ScoreStore:
         finally:
             await claim.conn.close()
 
-    async def pending_count(self) -> int:
-        async with self._autocommit.connect() as conn:
-            value = (await conn.execute(text("SELECT count(*) FROM scores.outbox WHERE parked_at IS NULL"))).scalar()
-        return int(value or 0)
-
     async def ensure_partitions(self, now: datetime, months_ahead: int = 2) -> None:
         """Monthly partitions of score_events for the previous, current and next months."""
         year, month = now.year, now.month
