@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -390,19 +391,10 @@ class SlowLink(RankingLink):
         return await super().apply(events)
 
 
-async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:
-    # A batch's bookkeeping (its stored answers, its applied outbox rows) rides on the
-    # next batch; with no next batch it must still be written within a moment.
-    admin = await new_admin(stack)
-    board = await make_board(admin)
-    settings = stack.settings
-    engine = create_engine(settings.postgres_url, pool_size=2)
-    client = Client.from_settings(settings)
-    link = SlowLink(client, ServiceToken(client, "scores", settings.internal_secret))
-    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=100)
-    await batcher.start()
+def own_submissions(board: str, count: int) -> list[Submission]:
+    """Validated submissions of `count` new players, each for itself."""
     items = []
-    for i in range(5):
+    for i in range(count):
         user = str(uuid.uuid4())
         items.append(
             Submission(
@@ -417,8 +409,36 @@ async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) ->
                 body_hash=body_hash(board, user, i, {}),
             )
         )
-    query = text("SELECT count(response) FROM scores.submission_requests WHERE request_id = ANY(CAST(:ids AS uuid[]))")
+    return items
+
+
+@asynccontextmanager
+async def own_batcher(
+    stack: Stack, link_type: type[RankingLink], max_batch: int
+) -> AsyncIterator[tuple[SubmitBatcher, AsyncEngine]]:
+    """A batcher of the test's own, on the stack's database and ranking."""
+    settings = stack.settings
+    engine = create_engine(settings.postgres_url, pool_size=2)
+    client = Client.from_settings(settings)
+    link = link_type(client, ServiceToken(client, "scores", settings.internal_secret))
+    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=max_batch)
+    await batcher.start()
     try:
+        yield batcher, engine
+    finally:
+        await batcher.stop()
+        await client.close()
+        await engine.dispose()
+
+
+async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:
+    # A batch's bookkeeping (its stored answers, its applied outbox rows) rides on the
+    # next batch; with no next batch it must still be written within a moment.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    items = own_submissions(board, 5)
+    query = text("SELECT count(response) FROM scores.submission_requests WHERE request_id = ANY(CAST(:ids AS uuid[]))")
+    async with own_batcher(stack, SlowLink, max_batch=100) as (batcher, engine):
         replies = await batcher.submit_many(items)
         assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)
         answered = 0
@@ -429,10 +449,6 @@ async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) ->
                 break
             await asyncio.sleep(0.05)
         assert answered == len(items)
-    finally:
-        await batcher.stop()
-        await client.close()
-        await engine.dispose()
 
 
 async def test_batches_over_rankings_per_call_limit_are_applied(stack: Stack) -> None:
@@ -440,32 +456,6 @@ async def test_batches_over_rankings_per_call_limit_are_applied(stack: Stack) ->
     # must split the call, not leave the whole batch to the relay.
     admin = await new_admin(stack)
     board = await make_board(admin)
-    settings = stack.settings
-    engine = create_engine(settings.postgres_url, pool_size=2)
-    client = Client.from_settings(settings)
-    link = RankingLink(client, ServiceToken(client, "scores", settings.internal_secret))
-    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=5000)
-    await batcher.start()
-    items = []
-    for i in range(1500):
-        user = str(uuid.uuid4())
-        items.append(
-            Submission(
-                caller_id=user,
-                request_id=str(uuid.uuid4()),
-                leaderboard_id=board,
-                user_id=user,
-                score=i,
-                metadata={},
-                submitted_by=user,
-                display_name="",
-                body_hash=body_hash(board, user, i, {}),
-            )
-        )
-    try:
-        replies = await batcher.submit_many(items)  # queued at once: one batch of 1,500
+    async with own_batcher(stack, RankingLink, max_batch=5000) as (batcher, _):
+        replies = await batcher.submit_many(own_submissions(board, 1500))  # queued at once: one batch
         assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)
-    finally:
-        await batcher.stop()
-        await client.close()
-        await engine.dispose()
