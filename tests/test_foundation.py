@@ -6,14 +6,18 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from leaderboard.client import SERVICE_NAMES, error_details, open_channel
 from leaderboard.runtime import policy
+from leaderboard.runtime.embedded import EmbeddedValkey, free_port
+from leaderboard.runtime.redis_store import create_redis, wait_until_ready
 from leaderboard.v1 import auth_pb2, ranking_pb2, ranking_pb2_grpc, reports_pb2, reports_pb2_grpc, scores_pb2
 from tests.conftest import Stack
 
@@ -143,3 +147,29 @@ async def test_prometheus_metrics_count_rpcs_by_method_and_code(stack: Stack) ->
         assert "leaderboard_rpc_seconds_bucket" in body
     finally:
         await running.stop(grace=0.1)
+
+
+async def test_services_wait_for_a_redis_that_is_still_starting(tmp_path: Path) -> None:
+    # A service started before its Redis (or while a restarted Redis reads its
+    # dataset back) waits for it instead of exiting.
+    server = EmbeddedValkey(tmp_path, persist=False)
+    client = create_redis(server.url)
+    waiting = asyncio.create_task(wait_until_ready(client, within_seconds=30, poll_seconds=0.05))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    await asyncio.to_thread(server.start)
+    try:
+        await asyncio.wait_for(waiting, 10)
+        assert await client.ping()
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_waiting_for_redis_gives_up_after_its_deadline(tmp_path: Path) -> None:
+    client = create_redis(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await wait_until_ready(client, within_seconds=0.3, poll_seconds=0.05)
+    finally:
+        await client.aclose()

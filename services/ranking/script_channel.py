@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
@@ -57,8 +57,8 @@ class _Protocol(asyncio.Protocol):
         self._buffer: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; both have write().
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, packed: bytes, future: asyncio.Future[Any]) -> None:
         # Calls made in one loop turn leave in one write (one syscall).
