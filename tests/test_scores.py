@@ -459,3 +459,19 @@ async def test_batches_over_rankings_per_call_limit_are_applied(stack: Stack) ->
     async with own_batcher(stack, RankingLink, max_batch=5000) as (batcher, _):
         replies = await batcher.submit_many(own_submissions(board, 1500))  # queued at once: one batch
         assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)
+
+
+async def test_a_call_is_never_split_between_batches(stack: Stack) -> None:
+    # Batches take whole calls (one future per call): calls that do not fit wait for the
+    # next batch, and a call larger than the cap goes alone. A batch shares one timestamp.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    async with own_batcher(stack, RankingLink, max_batch=100) as (batcher, _):
+        calls = [own_submissions(board, n) for n in (60, 60, 150, 60)]
+        replies = await asyncio.gather(*(batcher.submit_many(items) for items in calls))
+    for items, answers in zip(calls, replies, strict=True):
+        assert len(answers) == len(items)
+        assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in answers)
+        responses = [r for r in answers if isinstance(r, scores_pb2.SubmitScoreResponse)]
+        assert [r.submission.request_id for r in responses] == [i.request_id for i in items]
+        assert len({r.submission.create_time.ToMilliseconds() for r in responses}) == 1

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import grpc
 
@@ -49,10 +50,52 @@ def now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
+Outcome = scores_pb2.SubmitScoreResponse | BaseException
+
+
+class _Call:
+    """The submissions of one RPC and the one future its caller awaits: a
+    1,000-item BatchSubmitScores costs one future, not 1,000 (and no gather)."""
+
+    __slots__ = ("future", "items", "outcomes", "unsettled")
+
+    def __init__(self, items: Sequence[Submission], future: asyncio.Future[list[Outcome]]) -> None:
+        self.items = items
+        self.future = future
+        self.outcomes: list[Outcome | None] = [None] * len(items)
+        self.unsettled = len(items)
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        if self.outcomes[index] is not None:
+            return
+        self.outcomes[index] = outcome
+        self.unsettled -= 1
+        if self.unsettled == 0 and not self.future.done():
+            self.future.set_result(cast(list[Outcome], self.outcomes))
+
+    def fail_unsettled(self, error: BaseException) -> None:
+        for index, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                self.settle(index, error)
+
+
 @dataclass(slots=True)
 class _Pending:
-    item: Submission
-    future: asyncio.Future[scores_pb2.SubmitScoreResponse]
+    """One submission of a call, as a batch sees it."""
+
+    call: _Call
+    index: int
+
+    @property
+    def item(self) -> Submission:
+        return self.call.items[self.index]
+
+    def answer(self, outcome: Outcome) -> None:
+        self.call.settle(self.index, outcome)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.call.outcomes[self.index]
 
 
 class SubmitBatcher:
@@ -69,7 +112,9 @@ class SubmitBatcher:
         self._ranking = ranking
         self._linger = linger_seconds
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Call] = asyncio.Queue()
+        # A call taken off the queue that did not fit the batch being filled.
+        self._carry: _Call | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -92,35 +137,37 @@ class SubmitBatcher:
             await self._flush_bookkeeping()
 
     async def submit(self, item: Submission) -> scores_pb2.SubmitScoreResponse:
-        future: asyncio.Future[scores_pb2.SubmitScoreResponse] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(item, future))
-        return await future
+        (outcome,) = await self.submit_many((item,))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    async def submit_many(self, items: Sequence[Submission]) -> list[scores_pb2.SubmitScoreResponse | BaseException]:
-        loop = asyncio.get_running_loop()
-        futures = []
-        for item in items:
-            future: asyncio.Future[scores_pb2.SubmitScoreResponse] = loop.create_future()
-            self._queue.put_nowait(_Pending(item, future))
-            futures.append(future)
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+    async def submit_many(self, items: Sequence[Submission]) -> list[Outcome]:
+        """One outcome per item, in order: its response or its error."""
+        if not items:
+            return []
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Call(items, future))
+        return await future
 
     async def _run(self) -> None:
         while True:
             # Poll while batches are in flight too: the bookkeeping they leave behind
             # must be written even if no further submission comes to carry it.
             idle = IDLE_FLUSH_SECONDS if self._busy or self._has_bookkeeping() else None
-            try:
-                first = await asyncio.wait_for(self._queue.get(), idle)
-            except TimeoutError:
-                await self._flush_bookkeeping_safely()
-                continue
+            first, self._carry = self._carry, None
+            if first is None:
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), idle)
+                except TimeoutError:
+                    await self._flush_bookkeeping_safely()
+                    continue
             batch = [first]
-            self._drain(batch)
-            if len(batch) < self._max_batch and self._busy:
+            size = self._drain(batch, len(first.items))
+            if size < self._max_batch and self._busy and self._carry is None:
                 # Others are in flight: wait briefly so this batch fills up.
                 await asyncio.sleep(self._linger)
-                self._drain(batch)
+                self._drain(batch, size)
             await self._in_flight.acquire()
             self._busy += 1
             task = asyncio.create_task(self._process(batch))
@@ -132,12 +179,19 @@ class SubmitBatcher:
         self._busy -= 1
         self._in_flight.release()
 
-    def _drain(self, batch: list[_Pending]) -> None:
-        while len(batch) < self._max_batch:
+    def _drain(self, batch: list[_Call], size: int) -> int:
+        """Add queued calls while they fit (a call is never split); returns the item count."""
+        while size < self._max_batch and self._carry is None:
             try:
-                batch.append(self._queue.get_nowait())
+                call = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                return
+                break
+            if size + len(call.items) > self._max_batch:
+                self._carry = call  # first in the next batch
+                break
+            batch.append(call)
+            size += len(call.items)
+        return size
 
     def _has_bookkeeping(self) -> bool:
         return bool(self._applied_outbox or self._responses)
@@ -167,27 +221,28 @@ class SubmitBatcher:
         except Exception:
             log.warning("deferred outbox/response writes failed; will retry", exc_info=True)
 
-    async def _process(self, batch: list[_Pending]) -> None:
+    async def _process(self, batch: list[_Call]) -> None:
         try:
             await self._process_batch(batch)
         except Exception as exc:  # never leave a caller hanging
             log.exception("batch failed")
             error = exc if isinstance(exc, DomainError) else Unavailable("score store unavailable, retry")
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            for call in batch:
+                call.fail_unsettled(error)
 
-    async def _process_batch(self, batch: list[_Pending]) -> None:
+    async def _process_batch(self, batch: list[_Call]) -> None:
         # Same caller + request_id inside one batch: the first is the leader.
         leaders: dict[tuple[str, str], _Pending] = {}
         followers: list[_Pending] = []
-        for pending in batch:
-            if pending.future.done():
+        for call in batch:
+            if call.future.done():
                 continue  # caller went away (cancelled)
-            if pending.item.key in leaders:
-                followers.append(pending)
-            else:
-                leaders[pending.item.key] = pending
+            for index, item in enumerate(call.items):
+                pending = _Pending(call, index)
+                if item.key in leaders:
+                    followers.append(pending)
+                else:
+                    leaders[item.key] = pending
         created = now_ms()
         items = [p.item for p in leaders.values()]
         for item in items:
@@ -235,41 +290,30 @@ class SubmitBatcher:
                     response.improved = found.improved
                 self._applied_outbox.append(outbox_ids[pending.item.id])
                 self._responses.append((pending.item.caller_id, pending.item.request_id, response.SerializeToString()))
-            if not pending.future.done():
-                pending.future.set_result(response)
+            pending.answer(response)
 
     async def _answer_duplicates(self, duplicates: list[_Pending]) -> None:
         existing = await self._store.existing_requests([p.item.key for p in duplicates])
         for pending in duplicates:
             found = existing.get(pending.item.key)
-            if pending.future.done():
-                continue
             if found is None:  # the row vanished between statements: treat as transient
-                pending.future.set_exception(Unavailable("retry the submission"))
-                continue
-            if found.body_hash != pending.item.body_hash:
-                pending.future.set_exception(_reused(pending.item))
-                continue
-            try:
-                pending.future.set_result(_replay(found))
-            except DomainError as exc:
-                pending.future.set_exception(exc)
+                pending.answer(Unavailable("retry the submission"))
+            elif found.body_hash != pending.item.body_hash:
+                pending.answer(_reused(pending.item))
+            else:
+                try:
+                    pending.answer(_replay(found))
+                except DomainError as exc:
+                    pending.answer(exc)
 
     @staticmethod
     def _answer_follower(follower: _Pending, leader: _Pending) -> None:
-        if follower.future.done():
-            return
         if follower.item.body_hash != leader.item.body_hash:
-            follower.future.set_exception(_reused(follower.item))
+            follower.answer(_reused(follower.item))
             return
-        if leader.future.cancelled():
-            follower.future.set_exception(Unavailable("retry the submission"))
-            return
-        exc = leader.future.exception()
-        if exc is not None:
-            follower.future.set_exception(exc)
-        else:
-            follower.future.set_result(leader.future.result())
+        outcome = leader.outcome
+        # None: the leader's caller went away before its answer was made.
+        follower.answer(outcome if outcome is not None else Unavailable("retry the submission"))
 
 
 def _reused(item: Submission) -> AlreadyExists:

@@ -66,7 +66,7 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
                 raise InvalidArgument("leaderboard_id", "required")
             request_id = parse_request_id(request.request_id)
             user_id = resolve_player(principal, request.user_id)
-            metadata = validate_metadata(dict(request.metadata))
+            metadata = validate_metadata(request.metadata)
             check_score(rules, request.leaderboard_id, request.score, principal)
         except InvalidArgument as exc:
             if field_prefix:
