@@ -100,6 +100,18 @@ def test_rate_limiter_refills() -> None:
     assert limiter.try_acquire("other", now=0.0) == 0.0
 
 
+def test_rate_limiter_forgets_the_least_recently_seen_players() -> None:
+    limiter = RateLimiter(rate_per_second=1, burst=1, max_keys=8)
+    assert limiter.try_acquire("busy", now=0.0) == 0.0
+    for i in range(8):
+        limiter.try_acquire(f"p{i}", now=0.0)
+        assert limiter.try_acquire("busy", now=0.0) > 0  # seen again: kept, still limited
+    for i in range(8, 40):
+        limiter.try_acquire(f"p{i}", now=0.0)
+    assert limiter.try_acquire("p0", now=0.0) == 0.0  # forgotten: a fresh bucket
+    assert limiter.try_acquire("p39", now=0.0) > 0  # recent: remembered
+
+
 async def test_batch_insert_is_idempotent_per_caller_and_request(store: ScoreStore) -> None:
     board = f"b-{uuid.uuid4().hex[:8]}"
     first = make(board, "u1", 10)
