@@ -32,15 +32,18 @@ prune_registries(LIVE, now)
 local out = {}
 for i = 1, count do
   local ev = event(i)
-  local status, improved = 2, false
+  local status, improved, e, hidden = 2, false, nil, nil
   if rebuilding then
     redis.call('RPUSH', B .. ':pend', cmsgpack.pack(ev))
   else
-    status, improved = apply_event(LIVE, policy, ev, now, ttl)
+    status, improved, e, hidden = apply_event(LIVE, policy, ev, now, ttl)
   end
   local uk = ev[2]
-  local hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
-  local e = read_entry(LIVE, 'a', uk, hidden)
+  if hidden == nil then
+    -- Deferred or duplicate: the event wrote nothing, so read the standing.
+    hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
+    e = read_entry(LIVE, 'a', uk, hidden)
+  end
   local rank, below, total = standing(LIVE, 'a', e, hidden)
   local n = #out
   out[n + 1] = status

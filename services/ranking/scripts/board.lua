@@ -3,12 +3,14 @@
 --  period_1, expiry_1, ...}: one (period, expiry) per window besides all-time, period ''
 -- when the event's period is past retention.
 
--- Returns status (0 applied, 1 duplicate) and whether the all-time standing improved.
+-- Returns status (0 applied, 1 duplicate), whether the all-time standing improved, and
+-- for an applied event the all-time {stored, first_ms} after it and whether the player is
+-- hidden (the answer reports them: no second read).
 local function apply_event(ns, policy, ev, now, ttl)
   local eid, uk, s, t = ev[1], ev[2], tonumber(ev[3]), tonumber(ev[4])
   if not first_time(ns .. 'e:', ns .. 'eb', ev[6], tonumber(ev[7]), eid) then return 1, false end
   local hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
-  local improved = false
+  local improved, entry = false, nil
   local nwin = (#ev - 7) / 2
   for i = 0, nwin do
     local P, exp = 'a', 0
@@ -16,16 +18,20 @@ local function apply_event(ns, policy, ev, now, ttl)
     if P ~= '' then
       local old = read_entry(ns, P, uk, hidden)
       local ns_, nt = combine(policy, old, s, t)
-      if not old or ns_ ~= old[1] or nt ~= old[2] then
+      local changed = not old or ns_ ~= old[1] or nt ~= old[2]
+      if changed then
         write_entry(ns, P, uk, hidden, old, ns_, nt, ev[5], now, ttl)
         touch(ns, P, exp)
       elseif i == 0 then
         rename(ns, uk, ev[5])
       end
-      if i == 0 then improved = (not old) or ns_ < old[1] end
+      if i == 0 then
+        improved = (not old) or ns_ < old[1]
+        entry = changed and {ns_, nt} or old
+      end
     end
   end
-  return 0, improved
+  return 0, improved, entry, hidden
 end
 
 -- Apply events buffered while a rebuild ran, oldest first, into namespace ns.
