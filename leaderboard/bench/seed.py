@@ -21,27 +21,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from leaderboard.bench.availability import require
 from leaderboard.client import Client
+from leaderboard.runtime.ids import uuid_text
 from leaderboard.v1 import ranking_pb2, scores_pb2
 
 BATCH = 1000
 _INDEX_BITS = 40  # up to 10^12 players per population
 
 SeedProgress = Callable[[int, int], None]  # (done, total)
-
-_V4_CLEAR = ~((0xF << 76) | (0x3 << 62))
-_V4_SET = (0x4 << 76) | (0x2 << 62)
-
-
-def _hyphenated(value: int) -> str:
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def random_uuid(rng: random.Random) -> str:
-    """A random v4 UUID from `rng`: the load generator shares the cores with the
-    services it measures, and uuid4() (a syscall and a UUID object) costs it several
-    times more."""
-    return _hyphenated(rng.getrandbits(128) & _V4_CLEAR | _V4_SET)
 
 
 @dataclass(frozen=True)
@@ -53,7 +39,7 @@ class Population:
 
     def user_id(self, index: int) -> str:
         # The low 40 bits of a v4 UUID hold neither version nor variant bits: still a valid v4.
-        return _hyphenated(self.base | index)
+        return uuid_text(self.base | index)
 
     def random_user_id(self, rng: random.Random | None = None) -> str:
         return self.user_id((rng or random).randrange(self.size))

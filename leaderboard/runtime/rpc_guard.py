@@ -9,8 +9,6 @@ client ever sees UNKNOWN or a stack trace.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, cast
@@ -28,11 +26,9 @@ from leaderboard.runtime.errors import (
     Unimplemented,
     internal_error_status,
 )
+from leaderboard.runtime.ids import random_hex
 from leaderboard.runtime.tokens import TokenVerifier, bearer_token
 
-# Request ids tag log lines: unique, not secret. A PRNG seeded from the OS spares
-# every RPC the getrandom() syscall of uuid4().
-_request_ids = random.Random(os.urandom(32))
 log = logging.getLogger("leaderboard.rpc")
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -105,7 +101,7 @@ class RpcGuard:
                 text = value.decode() if isinstance(value, bytes) else value
                 if 0 < len(text) <= 128:
                     return text
-        return f"{_request_ids.getrandbits(128):032x}"
+        return random_hex()
 
     def _status_for(self, method: str, exc: Exception) -> status_pb2.Status:
         if isinstance(exc, NotImplementedError):

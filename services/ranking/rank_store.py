@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from leaderboard.runtime.errors import Unavailable
+from leaderboard.runtime.ids import hyphenated
 from services.ranking.script_channel import ScriptChannel
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
@@ -60,8 +61,7 @@ def user_id_of(key: bytes) -> str:
     # The same players (a top 10) are formatted over and over: remember recent ones.
     found = _ID_CACHE.get(key)
     if found is None:
-        h = key.hex()
-        found = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        found = hyphenated(key.hex())
         if len(_ID_CACHE) >= _ID_CACHE_SIZE:
             _ID_CACHE.clear()
         _ID_CACHE[key] = found

@@ -4,50 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import random
-import re
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from leaderboard.runtime.context import Principal
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from leaderboard.runtime.ids import canonical_uuid, uuid7
 
 MAX_SAFE_SCORE = 2**53
 MAX_METADATA_BYTES = 1024
 MAX_BATCH = 1000
-
-
-# Submission ids need to be unique, not secret: a PRNG seeded from the OS avoids a
-# getrandom() syscall per id (uuid4), which showed up in batch-submit profiles.
-_ids = random.Random(os.urandom(32))
-_VERSION_7 = 0x7 << 76
-_VARIANT = 0b10 << 62
-_LOW_62 = (1 << 62) - 1
-# The canonical text form; anything else uuid.UUID accepts is normalised to it.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def new_id() -> str:
-    """A UUIDv7 (RFC 9562): millisecond time first, so history rows of a batch land
-    next to each other in the primary-key index instead of at random pages."""
-    rand = _ids.getrandbits(74)
-    value = (time.time_ns() // 1_000_000) << 80 | _VERSION_7 | (rand >> 62) << 64 | _VARIANT | (rand & _LOW_62)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def canonical_uuid(raw: str) -> str | None:
-    """`raw` as a lower-case hyphenated UUID, None when it is not a UUID."""
-    if _CANONICAL_UUID.fullmatch(raw):
-        return raw  # the usual case, without building a UUID object
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +40,8 @@ class Submission:
     submitted_by: str
     display_name: str
     body_hash: bytes
-    id: str = field(default_factory=new_id)
+    # UUIDv7: a batch's history rows land together in the primary-key index.
+    id: str = field(default_factory=uuid7)
     created_at: datetime | None = None
 
     @property

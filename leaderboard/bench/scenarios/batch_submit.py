@@ -7,7 +7,8 @@ from typing import ClassVar
 import grpc
 
 from leaderboard.bench.scenarios.submit import ServiceCall, SubmitScenario
-from leaderboard.bench.seed import BATCH, Population, random_uuid
+from leaderboard.bench.seed import BATCH, Population
+from leaderboard.runtime.ids import random_uuid4
 from leaderboard.v1 import scores_pb2
 
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
@@ -34,7 +35,7 @@ class BatchSubmitCall(ServiceCall):
         rng, population = self.rng, self.population
         for item in request.requests:
             item.score = rng.randrange(1_000_000_000)
-            item.request_id = random_uuid(rng)
+            item.request_id = random_uuid4(rng)
             item.user_id = population.random_user_id(rng)
         return request
 

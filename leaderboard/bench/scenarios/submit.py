@@ -8,8 +8,9 @@ from typing import ClassVar
 from leaderboard.bench.context import BenchContext
 from leaderboard.bench.runner import Workload, WorkloadSpec
 from leaderboard.bench.scenarios.base import Measured, Params, Scenario
-from leaderboard.bench.seed import Population, random_uuid
+from leaderboard.bench.seed import Population
 from leaderboard.client import Client
+from leaderboard.runtime.ids import random_uuid4
 from leaderboard.v1 import scores_pb2
 
 
@@ -46,7 +47,7 @@ class SubmitCall(ServiceCall):
         request = scores_pb2.SubmitScoreRequest(
             leaderboard_id=self.board_id,
             score=self.rng.randrange(1_000_000_000),
-            request_id=random_uuid(self.rng),  # unique: every call is a new submission, never a replay
+            request_id=random_uuid4(self.rng),  # unique: every call is a new submission, never a replay
             user_id=self.population.random_user_id(self.rng),
         )
         reply = await self.client.scores.SubmitScore(request, metadata=self.metadata)

@@ -1,0 +1,59 @@
+"""Identifier text: UUIDs formatted from integers, and random ids without a
+getrandom() syscall each (uuid4() makes one; it showed in the hot paths'
+profiles). These ids must be unique, not secret: a PRNG seeded from the OS is
+enough."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+import uuid
+
+_rng = random.Random(os.urandom(32))
+_V4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_V4_SET = (0x4 << 76) | (0x2 << 62)
+_V7 = 0x7 << 76
+_VARIANT = 0b10 << 62
+_LOW_62 = (1 << 62) - 1
+# The canonical text form; anything else uuid.UUID accepts is normalised to it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def hyphenated(hex32: str) -> str:
+    """32 hex digits as a UUID's text (8-4-4-4-12)."""
+    h = hex32
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid_text(value: int) -> str:
+    """A 128-bit integer as a UUID's text."""
+    return hyphenated(f"{value:032x}")
+
+
+def random_uuid4(rng: random.Random | None = None) -> str:
+    """A random version-4 UUID."""
+    return uuid_text((rng or _rng).getrandbits(128) & _V4_CLEAR | _V4_SET)
+
+
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562): millisecond time first, so rows keyed by it land
+    next to each other in a B-tree index instead of at random pages."""
+    rand = _rng.getrandbits(74)
+    return uuid_text((time.time_ns() // 1_000_000) << 80 | _V7 | (rand >> 62) << 64 | _VARIANT | (rand & _LOW_62))
+
+
+def random_hex(bits: int = 128) -> str:
+    """`bits` random bits as hex digits (request ids)."""
+    return f"{_rng.getrandbits(bits):0{bits // 4}x}"
+
+
+def canonical_uuid(raw: str) -> str | None:
+    """`raw` as a lower-case hyphenated UUID, None when it is not a UUID."""
+    if _CANONICAL_UUID.fullmatch(raw):
+        return raw  # the usual case, without building a UUID object
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None

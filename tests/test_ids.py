@@ -1,0 +1,41 @@
+"""Identifier helpers: valid UUID text of the right version, without uuid4()."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+from leaderboard.runtime.ids import canonical_uuid, random_hex, random_uuid4, uuid7, uuid_text
+
+
+def test_random_uuid4_is_a_version_4_uuid_in_canonical_text() -> None:
+    rng = random.Random(7)
+    ids = [random_uuid4(rng) for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_uuid7_carries_the_millisecond_and_sorts_by_time() -> None:
+    before = time.time_ns() // 1_000_000
+    first = uuid7()
+    time.sleep(0.002)
+    second = uuid7()
+    after = time.time_ns() // 1_000_000
+    for text in (first, second):
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert before <= parsed.int >> 80 <= after
+    assert first < second
+
+
+def test_uuid_text_and_canonical_form() -> None:
+    value = uuid.uuid4()
+    assert uuid_text(value.int) == str(value)
+    assert canonical_uuid(str(value)) == str(value)
+    assert canonical_uuid(value.hex.upper()) == str(value)  # other spellings are normalised
+    assert canonical_uuid("{" + str(value) + "}") == str(value)
+    assert canonical_uuid("not-a-uuid") is None
+    assert len(random_hex()) == 32 and int(random_hex(), 16) >= 0
