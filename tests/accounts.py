@@ -29,34 +29,32 @@ def new_password() -> str:
     return f"pw-{uuid.uuid4().hex}"
 
 
+async def login(stack: Stack, username: str, password: str) -> Account:
+    """Login over gRPC; the account with a client that carries its token."""
+    reply = await stack.client.auth.Login(auth_pb2.LoginRequest(username=username, password=password))
+    return Account(
+        reply.user.id,
+        reply.user.username,
+        reply.user.display_name,
+        reply.access_token,
+        stack.client.with_token(reply.access_token),
+    )
+
+
 async def new_player(stack: Stack, display_name: str | None = None) -> Account:
     """Register + Login over gRPC."""
     username, password = unique_name("player"), new_password()
     await stack.client.auth.Register(
         auth_pb2.RegisterRequest(username=username, password=password, display_name=display_name or "")
     )
-    reply = await stack.client.auth.Login(auth_pb2.LoginRequest(username=username, password=password))
-    return Account(
-        reply.user.id,
-        reply.user.username,
-        reply.user.display_name,
-        reply.access_token,
-        stack.client.with_token(reply.access_token),
-    )
+    return await login(stack, username, password)
 
 
 async def new_admin(stack: Stack) -> Account:
     """Created like `leaderboard admin create-admin` does, then Login over gRPC."""
     username, password = unique_name("admin"), new_password()
     await ensure_admin(stack.settings, username, password)
-    reply = await stack.client.auth.Login(auth_pb2.LoginRequest(username=username, password=password))
-    return Account(
-        reply.user.id,
-        reply.user.username,
-        reply.user.display_name,
-        reply.access_token,
-        stack.client.with_token(reply.access_token),
-    )
+    return await login(stack, username, password)
 
 
 async def new_game_server(stack: Stack) -> Account:

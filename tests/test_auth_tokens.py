@@ -111,19 +111,12 @@ PASSWORDS: dict[str, str] = {}
 
 
 async def player_with_password(stack: Stack) -> Account:
-    from tests.accounts import new_password, unique_name
+    from tests.accounts import login, new_password, unique_name
 
     username, password = unique_name("jwt"), new_password()
     await stack.client.auth.Register(auth_pb2.RegisterRequest(username=username, password=password))
     PASSWORDS[username] = password
-    reply = await stack.client.auth.Login(auth_pb2.LoginRequest(username=username, password=password))
-    return Account(
-        reply.user.id,
-        username,
-        reply.user.display_name,
-        reply.access_token,
-        stack.client.with_token(reply.access_token),
-    )
+    return await login(stack, username, password)
 
 
 Call = Callable[[Client], Awaitable[Any]]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leaderboard.runtime.process import EVENT_LOOPS
+
 PREFIX = "LEADERBOARD_"
 
 
@@ -134,7 +136,7 @@ class Settings:
         "uvloop",
         "Event loop of every service process: uvloop (libuv, cheaper per call) or asyncio (the "
         "standard library's). The benchmark's echo baseline runs on the same loop.",
-        parse=_choice(("uvloop", "asyncio")),
+        parse=_choice(EVENT_LOOPS),
     )
     gc_gen0_threshold: int = _setting(
         50_000,

@@ -321,7 +321,8 @@ class SubmitBatcher:
             follower.answer(_reused(follower.item))
             return
         outcome = leader.outcome
-        # None: the leader's caller went away before its answer was made.
+        # Leaders are answered first, so None would mean the leader's batch broke off
+        # before answering it: the follower then gets what the leader would, a retry.
         follower.answer(outcome if outcome is not None else Unavailable("retry the submission"))
 
 
