@@ -20,6 +20,7 @@ from typing import cast
 from leaderboard.bench.availability import NotImplementedYet, require
 from leaderboard.client import Client
 from leaderboard.runtime.config import Settings
+from leaderboard.runtime.secret_file import persistent_secret
 from leaderboard.v1 import auth_pb2
 
 ADMIN_USERNAME = "bench-admin"
@@ -33,12 +34,7 @@ EnsureAdmin = Callable[..., Awaitable[str]]
 
 def admin_password(settings: Settings) -> str:
     """The bench admin's password: random, created once per data dir, readable only by us."""
-    path = settings.data_dir / _PASSWORD_FILE
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return persistent_secret(settings.data_dir / _PASSWORD_FILE, nbytes=24)
 
 
 def _ensure_admin_function() -> EnsureAdmin:

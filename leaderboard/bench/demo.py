@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -24,6 +23,7 @@ from leaderboard.bench.accounts import Caller
 from leaderboard.bench.availability import require
 from leaderboard.client import Client
 from leaderboard.runtime.config import Settings
+from leaderboard.runtime.secret_file import persistent_secret
 from leaderboard.v1 import auth_pb2, common_pb2, ranking_pb2, scores_pb2
 
 MAX_IN_FLIGHT = 256
@@ -89,12 +89,7 @@ class DemoStats:
 
 
 def demo_password(settings: Settings) -> str:
-    path = settings.data_dir / _PASSWORD_FILE
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return persistent_secret(settings.data_dir / _PASSWORD_FILE, nbytes=18)
 
 
 def demo_players(count: int) -> list[DemoPlayer]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from leaderboard.client import SERVICE_NAMES
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.embedded import EmbeddedPostgres, EmbeddedValkey
 from leaderboard.runtime.migrations import upgrade
+from leaderboard.runtime.secret_file import persistent_secret
 
 console = Console(stderr=True)
 
@@ -80,7 +80,7 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
             console.print(f"starting embedded Valkey (data in {valkey.data_dir}) ...")
             settings = dataclasses.replace(settings, redis_url=valkey.start())
         if not settings.internal_secret:
-            settings = dataclasses.replace(settings, internal_secret=_persistent_secret(settings.data_dir))
+            settings = dataclasses.replace(settings, internal_secret=persistent_secret(settings.data_dir / SECRET_FILE))
         console.print("applying migrations ...")
         upgrade(settings.postgres_url)
         state = write_state(settings)
@@ -119,15 +119,6 @@ def run_up(settings: Settings, *, workers: int = 1) -> int:
         if state is not None:
             state.unlink(missing_ok=True)
         console.print("stopped")
-
-
-def _persistent_secret(data_dir: Path) -> str:
-    """A random internal secret created once per data dir (development default)."""
-    path = data_dir / SECRET_FILE
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def _print_table(settings: Settings, postgres: EmbeddedPostgres | None, valkey: EmbeddedValkey | None) -> None:

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leaderboard.runtime.secret_file import persistent_secret
 from leaderboard.runtime.tokens import ALGORITHM, MAX_LEEWAY_SECONDS, PublicKeySet
 from services.auth import key_store
 
@@ -52,23 +52,10 @@ def resolve_secret(configured: str, data_dir: Path) -> str:
     if configured:
         return configured
     path = data_dir / SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            # link() fails if another process won the race; then theirs is used.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    secret = path.read_text().strip()
-    if not secret:
-        raise SigningKeyError(f"{path} is empty")
-    return secret
+    try:
+        return persistent_secret(path)
+    except ValueError as exc:
+        raise SigningKeyError(str(exc)) from None
 
 
 def _derive(secret: str, salt: bytes) -> bytes:
