@@ -302,7 +302,7 @@ async def test_ranking_down_acknowledged_then_applied_none_lost_or_doubled(stack
 
 async def pending_ids(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT CAST(event_id AS text) FROM scores.outbox"))).all()
+        rows = (await conn.execute(text("SELECT CAST(unnest(event_ids) AS text) FROM scores.outbox"))).all()
     return {r[0] for r in rows}
 
 
@@ -362,6 +362,96 @@ async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
         assert (await rank_of(admin, board, user)).entry.score == 10
     await client.close()
     await engine.dispose()
+
+
+def relay_items(boards: Sequence[str], users: Sequence[str], score: int = 1) -> list[Submission]:
+    """Submissions as if just committed: the stack's own relay (2 s minimum age) leaves
+    them to a test's relay (minimum age 0) for a moment."""
+    created = datetime.now(UTC)
+    items = []
+    for board, user in zip(boards, users, strict=True):
+        item = Submission(
+            caller_id="relay-test",
+            request_id=str(uuid.uuid4()),
+            leaderboard_id=board,
+            user_id=user,
+            score=score,
+            metadata={},
+            submitted_by="relay-test",
+            display_name="",
+            body_hash=b"x",
+        )
+        item.created_at = created
+        items.append(item)
+    return items
+
+
+class FlakyLink(RankingLink):
+    """The real link, but delivering `fail_on` alone fails as if ranking went away."""
+
+    fail_on: str
+
+    async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
+        if len(events) == 1 and events[0].id == self.fail_on:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "ranking went away", None
+            )
+        return await super().apply(events)
+
+
+async def test_relay_parks_refused_events_and_keeps_the_rest_of_a_batch(stack: Stack) -> None:
+    # One outbox row per batch: an event ranking refuses for good (its board is gone) is
+    # parked, the others are applied; after a transient failure half-way through, the
+    # row keeps only the events not yet delivered.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    gone = f"scores-gone-{uuid.uuid4().hex[:8]}"
+    users = [str(uuid.uuid4()) for _ in range(5)]
+    items = relay_items([board, gone, board, board, board], users)
+    engine = create_engine(stack.settings.postgres_url, pool_size=2)
+    store = ScoreStore(engine)
+    written = await store.insert_batch(items)
+    client = Client.from_settings(stack.settings)
+    link = FlakyLink(client, ServiceToken(client, "scores", stack.settings.internal_secret))
+    link.fail_on = items[3].id
+    relay = OutboxRelay(store, link, min_age_seconds=0.0, batch_size=10_000)
+    try:
+        for _ in range(50):  # the stack's own relay may hold the lock for a moment
+            try:
+                await relay.run_once()
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                break
+            await asyncio.sleep(0.05)
+        async with engine.connect() as conn:
+            left = (
+                await conn.execute(
+                    text("SELECT CAST(event_ids AS text[]), attempts FROM scores.outbox WHERE id = :id"),
+                    {"id": written.batch_id},
+                )
+            ).one()
+            parked = (
+                await conn.execute(
+                    text("SELECT CAST(event_id AS text), last_error FROM scores.parked_events WHERE event_id = :id"),
+                    {"id": items[1].id},
+                )
+            ).one()
+        assert list(left[0]) == [items[3].id, items[4].id] and left[1] == 1
+        assert parked[1].startswith("NOT_FOUND")
+        assert (await rank_of(admin, board, users[0])).entry.score == 1
+        assert (await rank_of(admin, board, users[2])).entry.score == 1
+        link.fail_on = ""
+        for _ in range(50):
+            if written.batch_id is not None and str(items[3].id) not in await pending_ids(engine):
+                break
+            await relay.run_once()
+            await asyncio.sleep(0.05)
+        assert not {i.id for i in items} & await pending_ids(engine)
+        for user in (users[0], users[2], users[3], users[4]):
+            assert (await rank_of(admin, board, user)).entry.score == 1  # each applied once
+    finally:
+        await client.close()
+        await engine.dispose()
 
 
 async def test_per_player_rate_limit(stack: Stack) -> None:
@@ -437,7 +527,10 @@ async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) ->
     admin = await new_admin(stack)
     board = await make_board(admin)
     items = own_submissions(board, 5)
-    query = text("SELECT count(response) FROM scores.submission_requests WHERE request_id = ANY(CAST(:ids AS uuid[]))")
+    query = text(
+        "SELECT count(*) FROM scores.submission_requests r JOIN scores.batch_answers a ON a.batch_id = r.batch_id "
+        "WHERE r.request_id = ANY(CAST(:ids AS uuid[]))"
+    )
     async with own_batcher(stack, SlowLink, max_batch=100) as (batcher, engine):
         replies = await batcher.submit_many(items)
         assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for r in replies)

@@ -7,15 +7,19 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import pytest_asyncio
+from alembic import command
 from sqlalchemy import text
 
+from leaderboard.runtime import migrations
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.context import Principal
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from leaderboard.v1 import common_pb2
+from services.scores import stored_answers
 from services.scores.batcher import now_ms
 from services.scores.rate_limit import RateLimiter
 from services.scores.score_store import ScoreStore
@@ -29,6 +33,7 @@ from services.scores.submissions import (
     resolve_player,
     validate_metadata,
 )
+from tests.stores import fresh_database
 
 PLAYER = Principal("p1", common_pb2.ROLE_PLAYER, "p1", "Player One", 0)
 SERVER = Principal("srv", common_pb2.ROLE_SERVER, "srv", "", 0)
@@ -117,10 +122,10 @@ async def test_batch_insert_is_idempotent_per_caller_and_request(store: ScoreSto
     first = make(board, "u1", 10)
     again = make(board, "u1", 10, request_id=first.request_id)
     other_caller = make(board, "u1", 10, caller="srv", request_id=first.request_id)
-    fresh = await store.insert_batch([first])
-    assert set(fresh) == {first.id}
-    fresh = await store.insert_batch([again, other_caller])
-    assert set(fresh) == {other_caller.id}  # same id from another caller is another request
+    written = await store.insert_batch([first])
+    assert written.batch_id is not None and not written.already_stored
+    written = await store.insert_batch([again, other_caller])
+    assert written.already_stored == {again.id}  # same id from another caller is another request
     existing = await store.existing_requests([again.key])
     assert existing[again.key].submission_id == first.id
     stored = existing[again.key].stored
@@ -130,16 +135,31 @@ async def test_batch_insert_is_idempotent_per_caller_and_request(store: ScoreSto
 
 async def test_outbox_rows_and_deferred_bookkeeping(store: ScoreStore) -> None:
     board = f"b-{uuid.uuid4().hex[:8]}"
-    item = make(board, "u2", 5)
-    fresh = await store.insert_batch([item])
-    outbox_id = fresh[item.id]
-    await store.insert_batch([], applied_outbox_ids=[outbox_id], responses=[(item.caller_id, item.request_id, b"r")])
-    existing = await store.existing_requests([item.key])
-    assert existing[item.key].response == b"r"
+    items = [make(board, "u2", 5), make(board, "u3", 6), make(board, "u4", 7)]
+    written = await store.insert_batch(items)
+    assert written.batch_id is not None
     claim, pending = await store.claim_pending(0.0, 10_000)
     assert claim is not None
-    assert item.id not in {p.event_id for p in pending}
+    ours = [b for b in pending if b.batch_id == written.batch_id]
+    assert [e.event_id for e in ours[0].events] == [i.id for i in items]  # one row, in batch order
     await store.abandon_claim(claim)
+    # Answers per batch position; the second had none (a duplicate, or ranking did not answer).
+    answers = stored_answers.pack([b"first", None, b"third"])
+    await store.insert_batch([], delivered_batches=[written.batch_id], answers=[(written.batch_id, answers)])
+    existing = await store.existing_requests([i.key for i in items])
+    assert [existing[i.key].response for i in items] == [b"first", None, b"third"]
+    claim, pending = await store.claim_pending(0.0, 10_000)
+    assert claim is not None
+    assert written.batch_id not in {b.batch_id for b in pending}
+    await store.abandon_claim(claim)
+
+
+def test_stored_answers_round_trip() -> None:
+    answers = [b"", None, b"x" * 300, b"\x00\xff", None]
+    packed = stored_answers.pack(answers)
+    assert [stored_answers.answer_at(packed, i + 1) for i in range(len(answers))] == answers
+    assert stored_answers.answer_at(packed, 6) is None
+    assert stored_answers.answer_at(b"", 1) is None
 
 
 async def test_relay_lock_admits_one_claim_at_a_time(store: ScoreStore) -> None:
@@ -215,6 +235,39 @@ async def test_concurrent_identical_batches_store_one_row(store: ScoreStore) -> 
     request_id = str(uuid.uuid4())
     items = [make(board, "u4", 7, request_id=request_id) for _ in range(20)]
     results = await asyncio.gather(*(store.insert_batch([i]) for i in items))
-    assert sum(len(r) for r in results) == 1
+    assert sum(1 for r in results if not r.already_stored) == 1
     events = await store.board_events(board, None, 100)
     assert len(events) == 1
+
+
+def test_batch_outbox_migration_keeps_pending_and_parked_events(settings: Settings) -> None:
+    # s0002 turns per-event outbox rows into one-event batches (in order) and parked rows
+    # into parked_events; its downgrade turns them back.
+    pending, parked = [str(uuid.uuid4()) for _ in range(3)], str(uuid.uuid4())
+    with fresh_database(settings.postgres_url) as url:
+        migrations.upgrade(url, ("scores",), "s0001")
+        with psycopg.connect(url, autocommit=True) as conn:
+            for event_id in pending:
+                conn.execute("INSERT INTO scores.outbox (event_id, created_at) VALUES (%s, now())", (event_id,))
+            conn.execute(
+                "INSERT INTO scores.outbox (event_id, created_at, parked_at, last_error)"
+                " VALUES (%s, now(), now(), 'x')",
+                (parked,),
+            )
+            for event_id in [*pending, parked]:
+                conn.execute(
+                    "INSERT INTO scores.score_events (id, created_at, leaderboard_id, user_id, score, request_id,"
+                    " submitted_by) VALUES (%s, now(), 'b', 'u', 1, gen_random_uuid(), 'u')",
+                    (event_id,),
+                )
+        migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            batches = conn.execute("SELECT CAST(event_ids AS text[]) FROM scores.outbox ORDER BY id").fetchall()
+            assert [list(b[0]) for b in batches] == [[e] for e in pending]
+            assert conn.execute("SELECT CAST(event_id AS text) FROM scores.parked_events").fetchall() == [(parked,)]
+        command.downgrade(migrations.alembic_config("scores", url), "s0001")
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT CAST(event_id AS text), parked_at IS NOT NULL FROM scores.outbox ORDER BY id"
+            ).fetchall()
+            assert rows == [*((e, False) for e in pending), (parked, True)]

@@ -21,6 +21,7 @@ import grpc
 
 from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
+from services.scores import stored_answers
 from services.scores.ranking_link import RankingLink, timestamp_of
 from services.scores.score_store import ExistingRequest, ScoreStore
 from services.scores.submissions import Submission
@@ -125,9 +126,10 @@ class SubmitBatcher:
         self._busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
-        # Bookkeeping deferred to the next batch's statement (saves a round trip each).
-        self._applied_outbox: list[int] = []
-        self._responses: list[tuple[str, str, bytes]] = []
+        # Bookkeeping deferred to the next batch's statement (saves a round trip each):
+        # outbox rows of delivered batches, and batches' packed first answers.
+        self._delivered: list[int] = []
+        self._answers: list[tuple[int, bytes]] = []
 
     async def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="submit-batcher")
@@ -200,25 +202,25 @@ class SubmitBatcher:
         return size
 
     def _has_bookkeeping(self) -> bool:
-        return bool(self._applied_outbox or self._responses)
+        return bool(self._delivered or self._answers)
 
-    def _take_bookkeeping(self) -> tuple[list[int], list[tuple[str, str, bytes]]]:
-        applied, responses = self._applied_outbox, self._responses
-        self._applied_outbox, self._responses = [], []
-        return applied, responses
+    def _take_bookkeeping(self) -> tuple[list[int], list[tuple[int, bytes]]]:
+        delivered, answers = self._delivered, self._answers
+        self._delivered, self._answers = [], []
+        return delivered, answers
 
-    def _restore_bookkeeping(self, applied: list[int], responses: list[tuple[str, str, bytes]]) -> None:
-        self._applied_outbox.extend(applied)
-        self._responses.extend(responses)
+    def _restore_bookkeeping(self, delivered: list[int], answers: list[tuple[int, bytes]]) -> None:
+        self._delivered.extend(delivered)
+        self._answers.extend(answers)
 
     async def _flush_bookkeeping(self) -> None:
-        applied, responses = self._take_bookkeeping()
-        if not applied and not responses:
+        delivered, answers = self._take_bookkeeping()
+        if not delivered and not answers:
             return
         try:
-            await self._store.flush_bookkeeping(applied, responses)
+            await self._store.flush_bookkeeping(delivered, answers)
         except Exception:
-            self._restore_bookkeeping(applied, responses)
+            self._restore_bookkeeping(delivered, answers)
             raise
 
     async def _flush_bookkeeping_safely(self) -> None:
@@ -250,23 +252,23 @@ class SubmitBatcher:
                 else:
                     leaders[item.key] = pending
         created = now_ms()
-        items = [p.item for p in leaders.values()]
+        pendings = list(leaders.values())
+        items = [p.item for p in pendings]
         for item in items:
             item.created_at = created
-        applied, responses = self._take_bookkeeping()
+        delivered, answers = self._take_bookkeeping()
         started = time.perf_counter()
         try:
-            fresh = await self._store.insert_batch(items, applied_outbox_ids=applied, responses=responses)
+            written = await self._store.insert_batch(items, delivered_batches=delivered, answers=answers)
         except Exception:
-            self._restore_bookkeeping(applied, responses)
+            self._restore_bookkeeping(delivered, answers)
             raise
         stored = time.perf_counter()
-        duplicates = [p for p in leaders.values() if p.item.id not in fresh]
-        if duplicates:
-            await self._answer_duplicates(duplicates)
-        new = [p for p in leaders.values() if p.item.id in fresh]
-        if new:
-            await self._apply_and_answer(new, fresh)
+        old = written.already_stored
+        if old:
+            await self._answer_duplicates([p for p in pendings if p.item.id in old])
+        if written.batch_id is not None and len(old) < len(pendings):
+            await self._apply_and_answer(written.batch_id, pendings, old)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch of %d: store %.1f ms, apply+answer %.1f ms, %d in flight",
@@ -278,15 +280,23 @@ class SubmitBatcher:
         for follower in followers:
             self._answer_follower(follower, leaders[follower.item.key])
 
-    async def _apply_and_answer(self, new: list[_Pending], outbox_ids: dict[str, int]) -> None:
+    async def _apply_and_answer(self, batch_id: int, pendings: list[_Pending], old: frozenset[str]) -> None:
+        """Apply the batch's new submissions and answer them; `pendings` in batch order
+        (position i + 1 in the stored batch)."""
+        new = [p for p in pendings if p.item.id not in old] if old else pendings
         results: dict[str, ranking_pb2.ApplyScoresResult] = {}
         try:
             results = {r.event_id: r for r in await self._ranking.apply([p.item for p in new])}
         except grpc.aio.AioRpcError as exc:
             # Durable already: the relay will deliver it; answer with rank unknown.
             log.warning("ApplyScores failed (%s); the outbox relay will retry", exc.code().name)
-        for pending in new:
-            found = results.get(pending.item.id)
+        answers: list[bytes | None] = [None] * len(pendings)
+        answered = 0
+        for position, pending in enumerate(pendings):
+            item = pending.item
+            if old and item.id in old:
+                continue
+            found = results.get(item.id)
             # `deferred`: ranking queued it behind a running rebuild; delivered, not yet ranked.
             applied = found is not None and not found.deferred
             response = scores_pb2.SubmitScoreResponse(applied=applied)
@@ -294,12 +304,16 @@ class SubmitBatcher:
                 if applied:
                     response.entry.CopyFrom(found.entry)
                     response.improved = found.improved
-                self._applied_outbox.append(outbox_ids[pending.item.id])
                 # Stored without the submission, which its history row already holds
                 # (a replay joins them): a third of the bytes to encode and write.
-                self._responses.append((pending.item.caller_id, pending.item.request_id, response.SerializeToString()))
-            fill_submission(response.submission, pending.item)
+                answers[position] = response.SerializeToString()
+                answered += 1
+            fill_submission(response.submission, item)
             pending.answer(response)
+        if answered:
+            self._answers.append((batch_id, stored_answers.pack(answers)))
+        if answered == len(new):
+            self._delivered.append(batch_id)  # else the relay delivers the batch (ranking dedups)
 
     async def _answer_duplicates(self, duplicates: list[_Pending]) -> None:
         existing = await self._store.existing_requests([p.item.key for p in duplicates])

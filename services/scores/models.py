@@ -2,14 +2,16 @@
 
 score_events is range-partitioned by month on created_at (DDL in the
 migrations; SQLAlchemy only needs the columns). submission_requests makes
-request_id idempotent per caller; outbox holds committed events that ranking
-has not confirmed yet.
+request_id idempotent per caller and points at its batch's stored first
+answers (batch_answers); outbox holds, one row per micro-batch, the committed
+events that ranking has not confirmed yet; parked_events those it refused for
+good.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, String, Table, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from leaderboard.runtime.db import schema_metadata
 
@@ -36,17 +38,35 @@ submission_requests = Table(
     Column("request_id", UUID(as_uuid=False), primary_key=True),
     Column("submission_id", UUID(as_uuid=False), nullable=False),
     Column("body_hash", LargeBinary, nullable=False),
-    Column("response", LargeBinary),
+    Column("response", LargeBinary),  # rows stored before batch_answers existed
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("batch_id", BigInteger),
+    Column("batch_position", Integer),
 )
 
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("id", BigInteger, primary_key=True),  # the batch id (sequence scores.batch_ids)
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("event_ids", ARRAY(UUID(as_uuid=False)), nullable=False),  # still to deliver, in order
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
-    Column("parked_at", DateTime(timezone=True)),
+)
+
+parked_events = Table(
+    "parked_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+)
+
+batch_answers = Table(
+    "batch_answers",
+    metadata,
+    Column("batch_id", BigInteger, primary_key=True),
+    Column("answers", LargeBinary, nullable=False),  # services/scores/stored_answers.py
 )

@@ -1,10 +1,13 @@
 """Delivers committed but unapplied submissions to ranking.
 
-One relay works at a time across all replicas (a transaction-scoped advisory
-lock), in outbox order, so each leaderboard sees its events in commit order.
+The outbox holds one row per micro-batch: its events still to deliver, in
+order. One relay works at a time across all replicas (a transaction-scoped
+advisory lock), in outbox order, so each leaderboard sees its events in commit
+order.
 Ranking dedups by event id, so a redelivery after a crash has no second
 effect. An event ranking rejects for good (e.g. its leaderboard was deleted)
-is parked with the error instead of blocking the ones behind it.
+is parked with the error instead of blocking the ones behind it; a batch
+delivered in part keeps only the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import grpc
 
 from services.scores.ranking_link import RankingLink
-from services.scores.score_store import PendingEvent, ScoreStore
+from services.scores.score_store import Parked, PendingEvent, ScoreStore, Undelivered
 from services.scores.submissions import Submission
 
 log = logging.getLogger("leaderboard.scores.relay")
@@ -80,45 +83,56 @@ class OutboxRelay:
                 log.warning("outbox relay failed (%s); retrying in %.1fs", exc, delay)
 
     async def run_once(self) -> int:
-        """Deliver one batch of pending events; returns how many were applied."""
-        claim, events = await self._store.claim_pending(self._min_age, self._batch)
+        """Deliver the oldest pending batches; returns how many events were applied."""
+        claim, batches = await self._store.claim_pending(self._min_age, self._batch)
         if claim is None:
             return 0
-        if not events:
+        if not batches:
             await self._store.abandon_claim(claim)
             return 0
-        applied: list[int] = []
-        failed: list[tuple[int, str]] = []
-        parked: list[tuple[int, str]] = []
+        events = [(batch.attempts, event) for batch in batches for event in batch.events]
+        done: set[str] = set()
+        parked: list[Parked] = []
         error: Exception | None = None
+        reason = ""
         try:
-            await self._ranking.apply([_as_submission(e) for e in events])
-            applied = [e.outbox_id for e in events]
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in PERMANENT:
-                failed = [(e.outbox_id, f"{exc.code().name}: {exc.details()}") for e in events]
-                error = exc
-            else:
-                # Find the culprit(s): apply one by one, in order.
-                for index, event in enumerate(events):
-                    try:
-                        await self._ranking.apply([_as_submission(event)])
-                        applied.append(event.outbox_id)
-                    except grpc.aio.AioRpcError as one:
-                        if one.code() in PERMANENT:
-                            parked.append((event.outbox_id, f"{one.code().name}: {one.details()}"))
-                            log.error("parked event %s: %s", event.event_id, one.details())
-                        else:
-                            failed.extend((e.outbox_id, one.code().name) for e in events[index:])
-                            error = one
-                            break
+            try:
+                await self._ranking.apply([_as_submission(e) for _, e in events])
+                done = {e.event_id for _, e in events}
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in PERMANENT:
+                    error, reason = exc, f"{exc.code().name}: {exc.details()}"
+                else:
+                    # Find the culprit(s): apply one by one, in order.
+                    for attempts, event in events:
+                        try:
+                            await self._ranking.apply([_as_submission(event)])
+                            done.add(event.event_id)
+                        except grpc.aio.AioRpcError as one:
+                            if one.code() in PERMANENT:
+                                parked.append(Parked(event, attempts + 1, f"{one.code().name}: {one.details()}"))
+                                log.error("parked event %s: %s", event.event_id, one.details())
+                            else:
+                                error, reason = one, f"{one.code().name}: {one.details()}"
+                                break
         except BaseException:
             # Cancelled too (service stopping): give the connection back, roll back.
             await asyncio.shield(self._store.abandon_claim(claim))
             raise
-        await asyncio.shield(self._store.finish_claim(claim, applied=applied, failed=failed, parked=parked))
+        settled = done | {p.event.event_id for p in parked}
+        delivered: list[int] = []
+        undelivered: list[Undelivered] = []
+        for batch in batches:
+            left = [e.event_id for e in batch.events if e.event_id not in settled]
+            if left:
+                undelivered.append(Undelivered(batch.batch_id, left, reason))
+            else:
+                delivered.append(batch.batch_id)
+        await asyncio.shield(
+            self._store.finish_claim(claim, delivered=delivered, undelivered=undelivered, parked=parked)
+        )
         if error is not None:
             raise error
-        if applied:
-            log.info("relay applied %d events", len(applied))
-        return len(applied)
+        if done:
+            log.info("relay applied %d events", len(done))
+        return len(done)

@@ -13,25 +13,32 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from services.scores import stored_answers
 from services.scores.submissions import Submission
 
 log = logging.getLogger("leaderboard.scores.store")
 
 # One statement = one round trip and one atomic commit (autocommit): the
-# idempotency keys, the history rows and the outbox rows of a whole batch,
-# plus the deferred bookkeeping of the previous batch (applied outbox rows,
-# final responses for AIP-155 replays).
+# idempotency keys, the history rows and the batch's one outbox row, plus the
+# deferred bookkeeping of earlier batches (delivered outbox rows, first answers
+# for AIP-155 replays). Returns the batch id and the ids of submissions whose
+# request was already stored (usually none, so usually nothing to send back).
 _INSERT_BATCH = """
     WITH input AS (
-        SELECT CAST(e->>0 AS uuid) AS id, CAST(e->>1 AS timestamptz) AS created_at, e->>2 AS leaderboard_id,
-               e->>3 AS user_id, CAST(e->>4 AS bigint) AS score, CAST(e->>5 AS uuid) AS request_id,
-               e->>6 AS caller_id, e->>7 AS display_name, e->8 AS metadata, e->>9 AS body_hash,
-               e->>10 AS submitted_by
-        FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) AS e
+        SELECT CAST(e.v->>0 AS uuid) AS id, CAST(e.v->>1 AS timestamptz) AS created_at, e.v->>2 AS leaderboard_id,
+               e.v->>3 AS user_id, CAST(e.v->>4 AS bigint) AS score, CAST(e.v->>5 AS uuid) AS request_id,
+               e.v->>6 AS caller_id, e.v->>7 AS display_name, e.v->8 AS metadata, e.v->>9 AS body_hash,
+               e.v->>10 AS submitted_by, CAST(e.n AS integer) AS pos
+        FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) WITH ORDINALITY AS e(v, n)
+    ),
+    batch AS (
+        SELECT nextval('scores.batch_ids') AS id WHERE EXISTS (SELECT 1 FROM input)
     ),
     req AS (
-        INSERT INTO scores.submission_requests (caller_id, request_id, submission_id, body_hash, created_at)
-        SELECT caller_id, request_id, id, decode(body_hash, 'hex'), created_at FROM input
+        INSERT INTO scores.submission_requests
+            (caller_id, request_id, submission_id, body_hash, created_at, batch_id, batch_position)
+        SELECT i.caller_id, i.request_id, i.id, decode(i.body_hash, 'hex'), i.created_at, batch.id, i.pos
+        FROM input i CROSS JOIN batch
         ON CONFLICT DO NOTHING
         RETURNING submission_id
     ),
@@ -41,33 +48,47 @@ _INSERT_BATCH = """
         SELECT i.id, i.created_at, i.leaderboard_id, i.user_id, i.score, i.request_id, i.submitted_by,
                i.display_name, i.metadata
         FROM input i JOIN req ON req.submission_id = i.id
-        RETURNING id, created_at
     ),
     ob AS (
-        INSERT INTO scores.outbox (event_id, created_at)
-        SELECT id, created_at FROM ev ORDER BY created_at, id
-        RETURNING id, event_id
+        INSERT INTO scores.outbox (id, created_at, event_ids)
+        SELECT batch.id, min(i.created_at), array_agg(i.id ORDER BY i.pos)
+        FROM input i JOIN req ON req.submission_id = i.id CROSS JOIN batch
+        GROUP BY batch.id
     ),
     done AS (
         DELETE FROM scores.outbox WHERE id = ANY(CAST(%(done)s AS bigint[]))
     ),
     answered AS (
-        UPDATE scores.submission_requests r SET response = decode(u.response, 'hex')
-        FROM jsonb_to_recordset(CAST(%(responses)s AS jsonb)) AS u(caller_id text, request_id uuid, response text)
-        WHERE r.caller_id = u.caller_id AND r.request_id = u.request_id
+        INSERT INTO scores.batch_answers (batch_id, answers)
+        SELECT CAST(a->>0 AS bigint), decode(a->>1, 'hex') FROM jsonb_array_elements(CAST(%(answers)s AS jsonb)) a
+        ON CONFLICT DO NOTHING
     )
-    SELECT CAST(event_id AS text), id FROM ob
+    SELECT batch.id, ARRAY(SELECT CAST(i.id AS text) FROM input i WHERE i.id NOT IN (SELECT submission_id FROM req))
+    FROM batch
 """
 
 _EXISTING_REQUESTS = text(
     """
     SELECT r.caller_id, CAST(r.request_id AS text), CAST(r.submission_id AS text), r.body_hash, r.response,
+           r.batch_id, r.batch_position,
            e.created_at, e.leaderboard_id, e.user_id, e.score, e.metadata, e.submitted_by
     FROM unnest(CAST(:callers AS text[]), CAST(:request_ids AS uuid[])) AS k(caller_id, request_id)
     JOIN scores.submission_requests r ON r.caller_id = k.caller_id AND r.request_id = k.request_id
     LEFT JOIN scores.score_events e ON e.id = r.submission_id AND e.created_at = r.created_at
     """
 )
+
+# Each batch's answers once, however many of its requests are replayed.
+_BATCH_ANSWERS = text("SELECT batch_id, answers FROM scores.batch_answers WHERE batch_id = ANY(CAST(:ids AS bigint[]))")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What insert_batch stored: the batch id (None for an empty batch) and the
+    submissions it did not store because their request was stored before."""
+
+    batch_id: int | None
+    already_stored: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +103,37 @@ class ExistingRequest:
 
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
-    outbox_id: int
     event_id: str
     created_at: datetime
     leaderboard_id: str
     user_id: str
     score: int
     display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """An outbox row: a batch's events still to deliver, in order."""
+
+    batch_id: int
     attempts: int
+    events: list[PendingEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A claimed batch some of whose events stay for a later attempt."""
+
+    batch_id: int
+    event_ids: list[str]  # still to deliver, in order
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    event: PendingEvent
+    attempts: int
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +157,12 @@ class ScoreStore:
         self,
         items: Sequence[Submission],
         *,
-        applied_outbox_ids: Sequence[int] = (),
-        responses: Sequence[tuple[str, str, bytes]] = (),
-    ) -> dict[str, int]:
-        """Store new submissions; returns {submission id: outbox id} of those that were new."""
+        delivered_batches: Sequence[int] = (),
+        answers: Sequence[tuple[int, bytes]] = (),
+    ) -> StoredBatch:
+        """Store new submissions as one batch (their positions in it follow `items`),
+        plus bookkeeping: outbox rows of `delivered_batches` go, and each (batch id,
+        stored_answers.pack(...)) of `answers` is kept for replays."""
         # One JSON document per batch: json.dumps runs in C, where psycopg would dump
         # eleven arrays element by element in Python. A batch shares one timestamp.
         created = _iso(items[0].created_at) if items else None
@@ -139,8 +185,8 @@ class ScoreStore:
                 for s in items
             ]
         )
-        answered = json.dumps([{"caller_id": c, "request_id": r, "response": b.hex()} for c, r, b in responses])
-        params = {"rows": rows, "done": list(applied_outbox_ids), "responses": answered}
+        packed = json.dumps([[batch_id, blob.hex()] for batch_id, blob in answers])
+        params = {"rows": rows, "done": list(delivered_batches), "answers": packed}
         async with self._autocommit.connect() as conn:
             # The driver's connection directly: this statement is the hot path, and
             # SQLAlchemy's per-execute work costs more than the statement's own.
@@ -148,14 +194,14 @@ class ScoreStore:
             driver = raw.driver_connection
             assert driver is not None
             cursor = await driver.execute(_INSERT_BATCH, params, prepare=True)
-            rows_out = await cursor.fetchall()
-        return {str(event_id): int(outbox_id) for event_id, outbox_id in rows_out}
+            row = await cursor.fetchone()
+        if row is None:
+            return StoredBatch(None, frozenset())
+        return StoredBatch(int(row[0]), frozenset(row[1]))
 
-    async def flush_bookkeeping(
-        self, applied_outbox_ids: Sequence[int], responses: Sequence[tuple[str, str, bytes]]
-    ) -> None:
+    async def flush_bookkeeping(self, delivered_batches: Sequence[int], answers: Sequence[tuple[int, bytes]]) -> None:
         """Deferred writes when no batch follows to carry them."""
-        await self.insert_batch([], applied_outbox_ids=applied_outbox_ids, responses=responses)
+        await self.insert_batch([], delivered_batches=delivered_batches, answers=answers)
 
     async def existing_requests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ExistingRequest]:
         async with self._autocommit.connect() as conn:
@@ -165,26 +211,32 @@ class ScoreStore:
                     {"callers": [k[0] for k in keys], "request_ids": [k[1] for k in keys]},
                 )
             ).all()
+            wanted = {int(r[5]) for r in rows if r[4] is None and r[5] is not None}
+            batches: dict[int, bytes] = {}
+            if wanted:
+                found_answers = await conn.execute(_BATCH_ANSWERS, {"ids": sorted(wanted)})
+                batches = {int(b[0]): bytes(b[1]) for b in found_answers}
         found: dict[tuple[str, str], ExistingRequest] = {}
         for row in rows:
             stored = None
-            if row[5] is not None:
+            if row[7] is not None:
                 stored = Submission(
                     caller_id=row[0],
                     request_id=row[1],
-                    leaderboard_id=row[6],
-                    user_id=row[7],
-                    score=int(row[8]),
-                    metadata=dict(row[9]),
-                    submitted_by=row[10],
+                    leaderboard_id=row[8],
+                    user_id=row[9],
+                    score=int(row[10]),
+                    metadata=dict(row[11]),
+                    submitted_by=row[12],
                     display_name="",
                     body_hash=bytes(row[3]),
                     id=row[2],
-                    created_at=row[5],
+                    created_at=row[7],
                 )
-            found[(row[0], row[1])] = ExistingRequest(
-                row[0], row[1], row[2], bytes(row[3]), bytes(row[4]) if row[4] is not None else None, stored
-            )
+            response = bytes(row[4]) if row[4] is not None else None
+            if response is None and row[5] is not None and int(row[5]) in batches:
+                response = stored_answers.answer_at(batches[int(row[5])], int(row[6]))
+            found[(row[0], row[1])] = ExistingRequest(row[0], row[1], row[2], bytes(row[3]), response, stored)
         return found
 
     async def history(
@@ -268,66 +320,97 @@ class ScoreStore:
             for r in rows
         ]
 
-    async def claim_pending(self, min_age_seconds: float, limit: int) -> tuple[Claim | None, list[PendingEvent]]:
-        """Open a transaction holding the relay lock and return the oldest unapplied events.
+    async def claim_pending(self, min_age_seconds: float, limit: int) -> tuple[Claim | None, list[PendingBatch]]:
+        """Open a transaction holding the relay lock and return the oldest outbox rows,
+        whole, while they hold fewer than `limit` events (at least one row).
 
         Only one relay (across all replicas) works at a time, so events reach
         ranking in commit order; the caller must finish with `finish_claim`.
         """
         conn = await self._engine.connect()
         trans = await conn.begin()
-        locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(727274001)"))).scalar()
-        if not locked:
+        try:
+            locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(727274001)"))).scalar()
+            if not locked:
+                await trans.rollback()
+                await conn.close()
+                return None, []
+            heads = (
+                await conn.execute(
+                    text(
+                        "SELECT id, attempts, cardinality(event_ids) FROM scores.outbox "
+                        "WHERE created_at < now() - make_interval(secs => :min_age) ORDER BY id LIMIT :limit"
+                    ),
+                    {"min_age": min_age_seconds, "limit": max(1, limit)},
+                )
+            ).all()
+            chosen: dict[int, int] = {}
+            total = 0
+            for batch_id, attempts, size in heads:
+                if chosen and total + int(size) > limit:
+                    break
+                chosen[int(batch_id)] = int(attempts)
+                total += int(size)
+            events: dict[int, list[PendingEvent]] = {batch_id: [] for batch_id in chosen}
+            if chosen:
+                rows = await conn.execute(
+                    text(
+                        """
+                        SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, e.user_id, e.score,
+                               e.display_name
+                        FROM scores.outbox o
+                        CROSS JOIN LATERAL unnest(o.event_ids) WITH ORDINALITY AS k(event_id, n)
+                        JOIN scores.score_events e ON e.id = k.event_id
+                        WHERE o.id = ANY(CAST(:ids AS bigint[]))
+                        ORDER BY o.id, k.n
+                        """
+                    ),
+                    {"ids": list(chosen)},
+                )
+                for r in rows:
+                    events[int(r[0])].append(PendingEvent(r[1], r[2], r[3], r[4], int(r[5]), r[6]))
+        except BaseException:
             await trans.rollback()
             await conn.close()
-            return None, []
-        rows = (
-            await conn.execute(
-                text(
-                    """
-                    SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, e.user_id, e.score,
-                           e.display_name, o.attempts
-                    FROM scores.outbox o
-                    JOIN scores.score_events e ON e.id = o.event_id AND e.created_at = o.created_at
-                    WHERE o.parked_at IS NULL
-                      AND o.created_at < now() - make_interval(secs => :min_age)
-                    ORDER BY o.id
-                    LIMIT :limit
-                    """
-                ),
-                {"min_age": min_age_seconds, "limit": limit},
-            )
-        ).all()
-        events = [PendingEvent(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7])) for r in rows]
-        return Claim(conn, trans), events
+            raise
+        return Claim(conn, trans), [PendingBatch(b, chosen[b], events[b]) for b in chosen]
 
     async def finish_claim(
         self,
         claim: Claim,
         *,
-        applied: Sequence[int],
-        failed: Sequence[tuple[int, str]],
-        parked: Sequence[tuple[int, str]],
+        delivered: Sequence[int],
+        undelivered: Sequence[Undelivered],
+        parked: Sequence[Parked],
     ) -> None:
+        """Commit what a relay pass did: outbox rows delivered whole go, the others keep
+        only their undelivered events (attempts + 1), parked events are set aside."""
         conn, trans = claim.conn, claim.trans
         try:
-            if applied:
+            if delivered:
                 await conn.execute(
-                    text("DELETE FROM scores.outbox WHERE id = ANY(CAST(:ids AS bigint[]))"),
-                    {"ids": list(applied)},
+                    text("DELETE FROM scores.outbox WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": list(delivered)}
                 )
-            for outbox_id, error in failed:
-                await conn.execute(
-                    text("UPDATE scores.outbox SET attempts = attempts + 1, last_error = :e WHERE id = :id"),
-                    {"e": error[:500], "id": outbox_id},
-                )
-            for outbox_id, error in parked:
+            for batch in undelivered:
                 await conn.execute(
                     text(
-                        "UPDATE scores.outbox SET attempts = attempts + 1, last_error = :e, parked_at = now() "
-                        "WHERE id = :id"
+                        "UPDATE scores.outbox SET event_ids = CAST(:events AS uuid[]), attempts = attempts + 1, "
+                        "last_error = :e WHERE id = :id"
                     ),
-                    {"e": error[:500], "id": outbox_id},
+                    {"events": batch.event_ids, "e": batch.error[:500], "id": batch.batch_id},
+                )
+            for item in parked:
+                await conn.execute(
+                    text(
+                        "INSERT INTO scores.parked_events (event_id, created_at, attempts, last_error) "
+                        "VALUES (CAST(:id AS uuid), :created, :attempts, :e) ON CONFLICT DO NOTHING"
+                    ),
+                    {
+                        "id": item.event.event_id,
+                        "created": item.event.created_at,
+                        "attempts": item.attempts,
+                        "e": item.error[:500],
+                    },
                 )
             await trans.commit()
         finally:
