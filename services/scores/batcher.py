@@ -64,11 +64,17 @@ class _Call:
     """The submissions of one RPC and the one future its caller awaits: a
     1,000-item BatchSubmitScores costs one future, not 1,000 (and no gather)."""
 
-    __slots__ = ("future", "items", "outcomes", "unsettled")
+    __slots__ = ("future", "items", "outcomes", "targets", "unsettled")
 
-    def __init__(self, items: Sequence[Submission], future: asyncio.Future[list[Outcome]]) -> None:
+    def __init__(
+        self,
+        items: Sequence[Submission],
+        future: asyncio.Future[list[Outcome]],
+        targets: Sequence[scores_pb2.SubmitScoreResponse] | None,
+    ) -> None:
         self.items = items
         self.future = future
+        self.targets = targets
         self.outcomes: list[Outcome | None] = [None] * len(items)
         self.unsettled = len(items)
 
@@ -99,6 +105,15 @@ class _Pending:
 
     def answer(self, outcome: Outcome) -> None:
         self.call.settle(self.index, outcome)
+
+    def response(self, applied: bool) -> scores_pb2.SubmitScoreResponse:
+        """The message to answer in: the caller's target when it gave one."""
+        targets = self.call.targets
+        if targets is None:
+            return scores_pb2.SubmitScoreResponse(applied=applied)
+        target = targets[self.index]
+        target.applied = applied
+        return target
 
     @property
     def outcome(self) -> Outcome | None:
@@ -150,12 +165,16 @@ class SubmitBatcher:
             raise outcome
         return outcome
 
-    async def submit_many(self, items: Sequence[Submission]) -> list[Outcome]:
-        """One outcome per item, in order: its response or its error."""
+    async def submit_many(
+        self, items: Sequence[Submission], targets: Sequence[scores_pb2.SubmitScoreResponse] | None = None
+    ) -> list[Outcome]:
+        """One outcome per item, in order: its response or its error. With `targets`
+        (empty messages, one per item), a new submission's response is written into its
+        target, which is then its outcome: a batch reply needs no copy of each answer."""
         if not items:
             return []
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Call(items, future))
+        self._queue.put_nowait(_Call(items, future, targets))
         return await future
 
     async def _run(self) -> None:
@@ -299,7 +318,7 @@ class SubmitBatcher:
             found = results.get(item.id)
             # `deferred`: ranking queued it behind a running rebuild; delivered, not yet ranked.
             applied = found is not None and not found.deferred
-            response = scores_pb2.SubmitScoreResponse(applied=applied)
+            response = pending.response(applied)
             if found is not None:
                 if applied:
                     response.entry.CopyFrom(found.entry)

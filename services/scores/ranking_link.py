@@ -87,10 +87,21 @@ class RankingLink:
         Raises grpc.aio.AioRpcError on failure."""
         results: list[ranking_pb2.ApplyScoresResult] = []
         for start in range(0, len(events), MAX_APPLY_EVENTS):
-            chunk = events[start : start + MAX_APPLY_EVENTS]
+            request = ranking_pb2.ApplyScoresRequest()
+            add = request.events.add  # in place: no message per event to build and copy
+            for s in events[start : start + MAX_APPLY_EVENTS]:
+                assert s.created_at is not None
+                add(
+                    event_id=s.id,
+                    leaderboard_id=s.leaderboard_id,
+                    user_id=s.user_id,
+                    score=s.score,
+                    achieved_at=timestamp_of(s.created_at),
+                    display_name=s.display_name,
+                )
             try:
                 reply = await self._client.ranking.ApplyScores(
-                    ranking_pb2.ApplyScoresRequest(events=[to_event(s) for s in chunk]),
+                    request,
                     metadata=await self._token.metadata(),
                     timeout=self._apply_timeout,
                 )

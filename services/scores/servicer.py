@@ -120,10 +120,12 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
                 valid.append((result, self._check(item, principal, board_rules, f"requests[{index}].")))
             except DomainError as exc:
                 _fail(result, exc)
-        outcomes = await self._batcher.submit_many([s for _, s in valid])
-        for (result, _), outcome in zip(valid, outcomes, strict=True):
+        targets = [r.response for r, _ in valid]
+        outcomes = await self._batcher.submit_many([s for _, s in valid], targets)
+        for (result, _), target, outcome in zip(valid, targets, outcomes, strict=True):
             if isinstance(outcome, scores_pb2.SubmitScoreResponse):
-                result.response.CopyFrom(outcome)
+                if outcome is not target:  # a replay's or a same-batch duplicate's answer
+                    target.CopyFrom(outcome)
             elif isinstance(outcome, DomainError):
                 _fail(result, outcome)
             else:
