@@ -33,19 +33,9 @@ def _reply_error(message: str) -> ResponseError:
 
 
 def _pack(args: Sequence[Any]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        kind = type(arg)
-        if kind is bytes:
-            data = arg
-        elif kind is str:
-            data = arg.encode()
-        elif kind is int or kind is float:
-            data = repr(arg).encode()
-        else:
-            raise TypeError(f"cannot send {kind.__name__} to Redis")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    """A command in RESP (hiredis packs in C: an ApplyScores call sends ~7,000 arguments)."""
+    packed: bytes = hiredis.pack_command(args if type(args) is tuple else tuple(args))
+    return packed
 
 
 class _Protocol(asyncio.Protocol):
