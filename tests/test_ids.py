@@ -39,3 +39,11 @@ def test_uuid_text_and_canonical_form() -> None:
     assert canonical_uuid("{" + str(value) + "}") == str(value)
     assert canonical_uuid("not-a-uuid") is None
     assert len(random_hex()) == 32 and int(random_hex(), 16) >= 0
+
+
+def test_uuid7_within_one_millisecond_are_valid_and_distinct() -> None:
+    ids = [uuid7() for _ in range(2000)]  # many share a millisecond (and its cached prefix)
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

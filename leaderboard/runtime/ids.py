@@ -37,11 +37,21 @@ def random_uuid4(rng: random.Random | None = None) -> str:
     return uuid_text((rng or _rng).getrandbits(128) & _V4_CLEAR | _V4_SET)
 
 
+_v7_ms = -1
+_v7_prefix = ""
+
+
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562): millisecond time first, so rows keyed by it land
     next to each other in a B-tree index instead of at random pages."""
-    rand = _rng.getrandbits(74)
-    return uuid_text((time.time_ns() // 1_000_000) << 80 | _V7 | (rand >> 62) << 64 | _VARIANT | (rand & _LOW_62))
+    global _v7_ms, _v7_prefix
+    ms = time.time_ns() // 1_000_000
+    if ms != _v7_ms:
+        # The time part is the same for every id of a millisecond: format it once.
+        t = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+        _v7_ms, _v7_prefix = ms, f"{t[:8]}-{t[8:]}-7"
+    rand = _rng.getrandbits(74)  # 12 bits rand_a, 62 bits rand_b
+    return f"{_v7_prefix}{rand >> 62:03x}-{0x8000 | (rand >> 48) & 0x3FFF:04x}-{rand & 0xFFFF_FFFF_FFFF:012x}"
 
 
 def random_hex(bits: int = 128) -> str:
