@@ -553,6 +553,82 @@ async def test_boards_created_later_know_the_hidden_players(h: Harness) -> None:
         await h.ranking.set_hidden(cheat, False)
 
 
+# --- one call, many events ------------------------------------------------------------------------------------------
+
+
+async def _board_keys(h: Harness, board: Board) -> dict[str, Any]:
+    """Every key of a board (named relative to its base) with its content."""
+    base = h.store.base(board.id)
+    state: dict[str, Any] = {}
+    async for raw in h.redis.scan_iter(match=base.replace("{", "\\{").replace("}", "\\}") + "*"):
+        key = raw.decode()
+        kind = (await h.redis.type(key)).decode()
+        if kind == "zset":
+            state[key[len(base) :]] = await h.redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            state[key[len(base) :]] = sorted((await h.redis.hgetall(key)).items())  # type: ignore[misc]
+        elif kind == "set":
+            state[key[len(base) :]] = sorted(await h.redis.smembers(key))  # type: ignore[misc]
+        elif kind == "list":
+            state[key[len(base) :]] = await h.redis.lrange(key, 0, -1)  # type: ignore[misc]
+        else:
+            state[key[len(base) :]] = await h.redis.get(key)
+    return state
+
+
+async def test_a_batch_answers_and_writes_as_its_events_one_at_a_time(h: Harness) -> None:
+    # The apply script reads the hidden set, the page flag, the change counter and the number
+    # of ranked players once per call and keeps them up to date itself: one call of many
+    # events must answer, count and tombstone exactly as one call per event.
+    batched, single = boards = [await h.board(policy=Policy.SUM, windows=[Window.DAILY]) for _ in range(2)]
+    a, b, c, d, cheat = (user() for _ in range(5))
+    await h.ranking.set_hidden(cheat, True)
+    try:
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        for board in boards:
+            first = [ev(board, u, s, event_id=i) for u, s, i in zip((a, b, cheat), (10, 20, 30), ids, strict=True)]
+            await h.apply(*first)  # 6 changes
+            assert (await h.ranking.top(board.id, Window.ALL_TIME, 1)).next_token  # pages in use
+        again = str(uuid.uuid4())
+        scores = [(a, 5, ""), (c, 7, ""), (cheat, 1, ""), (a, 0, ""), (b, 1, again), (b, 1, again)]
+        scores += [(c, 3, ""), (d, 0, "")]
+        events = [ev(batched, u, s, T0 + 1 + i, event_id=e) for i, (u, s, e) in enumerate(scores)]
+        now = h.ranking.now_ms()
+
+        def fields(board: Board, evs: Sequence[ScoreEvent]) -> list[Any]:
+            out: list[Any] = []
+            for e in evs:
+                out += h.ranking._event_fields(board, e, user_key(e.user_id), now)
+            return out
+
+        width, policy = 9, int(Policy.SUM)
+        answers = await h.store.apply_one_board(batched.id, policy, width, fields(batched, events), now)
+        one_by_one = []
+        for e in events:
+            one_by_one += await h.store.apply_one_board(single.id, policy, width, fields(single, [e]), now) or []
+        assert answers == one_by_one
+        assert answers is not None
+        assert [x.status for x in answers] == [0, 0, 0, 0, 0, 1, 0, 0]
+        assert [x.total for x in answers] == [2, 3, 3, 3, 3, 3, 3, 4]  # c and d join; the cheat is hidden
+        assert [x.rank for x in answers][2] == 0
+        for board in boards:
+            base = h.store.base(board.id)
+            assert await h.redis.get(f"{base}:q") == b"18"  # 6 + 2 per changed event (both periods)
+            assert await h.redis.zcard(f"{base}:o:a") == 3  # a, b and c replaced while pages are in use
+            assert await h.redis.zcard(f"{base}:r:a") == answers[-1].total
+        # Unhiding moves the cheat back (hide.lua counts 2 changes), and the next answer counts them.
+        await h.ranking.set_hidden(cheat, False)
+        last = [ev(batched, cheat, 1, T0 + 100), ev(batched, d, 1, T0 + 101)]
+        for board in boards:
+            answers = await h.store.apply_one_board(board.id, policy, width, fields(board, last), now)
+            assert answers is not None
+            assert [(x.rank, x.total) for x in answers] == [(1, 5), (5, 5)]
+            assert await h.redis.get(f"{h.store.base(board.id)}:q") == b"24"
+        assert await _board_keys(h, batched) == await _board_keys(h, single)
+    finally:
+        await h.ranking.set_hidden(cheat, False)
+
+
 # --- global ------------------------------------------------------------------------------------------------------
 
 

@@ -8,8 +8,10 @@
 local mode, now, ttl, policy, width = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local count = (#ARGV - 5) / width
 
+-- Event i's fields, in one table reused for every event (none keeps it past its event).
+local ev = {}
 local function event(i)
-  local ev, base = {}, 5 + (i - 1) * width
+  local base = 5 + (i - 1) * width
   for j = 1, width do ev[j] = ARGV[base + j] end
   return ev
 end
@@ -17,7 +19,7 @@ end
 if mode == 'shadow' then
   if redis.call('PEXPIRE', B .. ':rb', ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
   for i = 1, count do apply_event(SHADOW, policy, event(i), now, ttl) end
-  finish_touched()
+  finish_writes()
   return count
 end
 
@@ -41,18 +43,19 @@ for i = 1, count do
   local uk = ev[2]
   if hidden == nil then
     -- Deferred or duplicate: the event wrote nothing, so read the standing.
-    hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
+    hidden = is_hidden(uk)
     e = read_entry(LIVE, 'a', uk, hidden)
   end
-  local rank, below, total = standing(LIVE, 'a', e, hidden)
+  local s = e and fmt(e[1])
+  local rank, below, total = standing(LIVE, 'a', s, hidden)
   local n = #out
   out[n + 1] = status
   out[n + 2] = improved and 1 or 0
-  out[n + 3] = e and fmt(e[1]) or ''
+  out[n + 3] = s or ''
   out[n + 4] = e and e[2] or 0
   out[n + 5] = rank
   out[n + 6] = below
   out[n + 7] = total
 end
-finish_touched()
+finish_writes()
 return out

@@ -8,13 +8,13 @@
 -- hidden (the answer reports them: no second read).
 local function apply_event(ns, policy, ev, now, ttl)
   local eid, uk, s, t = ev[1], ev[2], tonumber(ev[3]), tonumber(ev[4])
-  if not first_time(ns .. 'e:', ns .. 'eb', ev[6], tonumber(ev[7]), eid) then return 1, false end
-  local hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
+  if not first_time(ns .. 'e:', ns .. 'eb', ev[6], ev[7], eid) then return 1, false end
+  local hidden = is_hidden(uk)
   local improved, entry = false, nil
   local nwin = (#ev - 7) / 2
   for i = 0, nwin do
     local P, exp = 'a', 0
-    if i > 0 then P, exp = ev[6 + 2 * i], tonumber(ev[7 + 2 * i]) end
+    if i > 0 then P, exp = ev[6 + 2 * i], ev[7 + 2 * i] end
     if P ~= '' then
       local old = read_entry(ns, P, uk, hidden)
       local ns_, nt = combine(policy, old, s, t)
@@ -23,7 +23,7 @@ local function apply_event(ns, policy, ev, now, ttl)
         write_entry(ns, P, uk, hidden, old, ns_, nt, ev[5], now, ttl)
         touch(ns, P, exp)
       elseif i == 0 then
-        rename(ns, uk, ev[5])
+        rename(ns, uk, ev[5], old[6])
       end
       if i == 0 then
         improved = (not old) or ns_ < old[1]

@@ -10,7 +10,12 @@ local LIVE = B .. ':'
 local SHADOW = B .. ':~'
 local MAX = 9007199254740992
 
-local function fmt(n) return string.format('%.0f', n) end
+-- '%d' is about twice as fast as '%.0f' and prints every nonzero integer within ±MAX (all
+-- stored scores) the same; zero keeps '%.0f' for the sign of -0.
+local function fmt(n)
+  if n ~= 0 and n % 1 == 0 and n >= -MAX and n <= MAX then return string.format('%d', n) end
+  return string.format('%.0f', n)
+end
 local function p6(n) return struct.pack('>I6', n) end
 local function u6(s, i) return (struct.unpack('>I6', s, i or 1)) end
 local function clamp(n)
@@ -28,9 +33,47 @@ local function le(a, b)
   return #a <= #b
 end
 
--- uk's entry in period P: {stored, first_ms, seq, member, name} or nil. Standing hash s:<P>
--- holds first_ms(6) .. seq(6), and in the all-time period also the display name (one hash
--- entry per player instead of two); visible players' scores are in r:<P>, hidden ones' in x:<P>.
+-- Per-script caches: a script runs atomically (and keys do not expire while it runs), so
+-- what it read stays true until it writes it itself. Each saves a redis.call per event.
+
+-- Whether uk is hidden on this board. The hidden set changes only in board_init, hide and
+-- rebuild_begin, none of which asks; while it is empty (the common case) one SCARD per
+-- script stands for a SISMEMBER per event.
+local any_hidden = nil
+local function is_hidden(uk)
+  if any_hidden == nil then any_hidden = redis.call('SCARD', B .. ':hid') > 0 end
+  return any_hidden and redis.call('SISMEMBER', B .. ':hid', uk) == 1
+end
+
+-- Change sequence of namespace ns (key q): read once, counted here and written back by
+-- finish_writes with one INCRBY, so q ends where one INCR per change would have left it.
+-- hide.lua, which writes no entries through here, INCRs q itself; no script may do both.
+local seqs, seq_read = {}, {}
+local function next_seq(ns)
+  local n = seqs[ns]
+  if n == nil then
+    n = tonumber(redis.call('GET', ns .. 'q') or '0')
+    seq_read[ns] = n
+  end
+  seqs[ns] = n + 1
+  return n + 1
+end
+
+-- ZCARD of the ranked sets r:<P> read so far, kept exact by the ZADD/ZREM replies of
+-- write_entry and remove_entry (the only writers of r: in scripts that call standing).
+local cards = {}
+local function card_add(R, n)
+  local c = cards[R]
+  if c then cards[R] = c + n end
+end
+
+-- Whether page tokens of a period may be in use (its pg: key exists); only read_top sets it.
+local paged = {}
+
+-- uk's entry in period P: {stored, first_ms, seq, member, name, standing value} or nil.
+-- Standing hash s:<P> holds first_ms(6) .. seq(6), and in the all-time period also the
+-- display name (one hash entry per player instead of two); visible players' scores are in
+-- r:<P>, hidden ones' in x:<P>.
 local function read_entry(ns, P, uk, hidden)
   local v = redis.call('HGET', ns .. 's:' .. P, uk)
   if not v then return nil end
@@ -42,7 +85,7 @@ local function read_entry(ns, P, uk, hidden)
     stored = redis.call('ZSCORE', ns .. 'r:' .. P, member)
   end
   if not stored then return nil end
-  return {tonumber(stored), u6(v, 1), u6(v, 7), member, string.sub(v, 13)}
+  return {tonumber(stored), u6(v, 1), u6(v, 7), member, string.sub(v, 13), v}
 end
 
 -- Display names live after the 12 bytes of the all-time standing value.
@@ -51,11 +94,12 @@ local function name_of(v)
   return string.sub(v, 13)
 end
 
--- Keep the all-time name current when the standing itself does not change.
-local function rename(ns, uk, name)
+-- Keep the all-time name current when the standing itself does not change. v: uk's
+-- all-time standing value when the caller has it (read_entry's [6]), else nil to read it.
+local function rename(ns, uk, name, v)
   if name == '' then return end
   local S = ns .. 's:a'
-  local v = redis.call('HGET', S, uk)
+  v = v or redis.call('HGET', S, uk)
   if v and string.sub(v, 13) ~= name then redis.call('HSET', S, uk, string.sub(v, 1, 12) .. name) end
 end
 
@@ -63,7 +107,13 @@ end
 -- tombstones (member .. created_seq .. replaced_seq) for ttl ms so later pages can read the
 -- board as it was at the first page.
 local function tombstone(ns, P, stored, member, created, replaced, now, ttl)
-  if redis.call('EXISTS', ns .. 'pg:' .. P) == 0 then return end
+  local pg = ns .. 'pg:' .. P
+  local on = paged[pg]
+  if on == nil then
+    on = redis.call('EXISTS', pg) == 1
+    paged[pg] = on
+  end
+  if not on then return end
   local O, OL = ns .. 'o:' .. P, ns .. 'ol:' .. P
   local tm = member .. p6(created) .. p6(replaced)
   redis.call('ZADD', O, fmt(stored), tm)
@@ -81,41 +131,47 @@ end
 -- Replace uk's entry (old: read_entry's result or nil) by (stored, first_ms); name ('' =
 -- keep the old one) is kept in the all-time period only.
 local function write_entry(ns, P, uk, hidden, old, stored, first_ms, name, now, ttl)
-  local seq = redis.call('INCR', ns .. 'q')
+  local seq = next_seq(ns)
   local v = p6(first_ms) .. p6(seq)
   if P == 'a' then
     if name == '' and old then name = old[5] end
     v = v .. name
   end
+  local R = ns .. 'r:' .. P
   if old and not hidden then
-    redis.call('ZREM', ns .. 'r:' .. P, old[4])
+    card_add(R, -redis.call('ZREM', R, old[4]))
     tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
   end
   if hidden then
     redis.call('HSET', ns .. 'x:' .. P, uk, fmt(stored))
   else
-    redis.call('ZADD', ns .. 'r:' .. P, fmt(stored), string.sub(v, 1, 6) .. uk)
+    card_add(R, redis.call('ZADD', R, fmt(stored), string.sub(v, 1, 6) .. uk))
   end
   redis.call('HSET', ns .. 's:' .. P, uk, v)
 end
 
 local function remove_entry(ns, P, uk, hidden, old, now, ttl)
-  local seq = redis.call('INCR', ns .. 'q')
+  local seq = next_seq(ns)
   if hidden then
     redis.call('HDEL', ns .. 'x:' .. P, uk)
   else
-    redis.call('ZREM', ns .. 'r:' .. P, old[4])
+    local R = ns .. 'r:' .. P
+    card_add(R, -redis.call('ZREM', R, old[4]))
     tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
   end
   redis.call('HDEL', ns .. 's:' .. P, uk)
 end
 
--- rank (1 + strictly better), players strictly below, total; rank 0 when not ranked.
-local function standing(ns, P, e, hidden)
+-- rank (1 + strictly better), players strictly below, total of an entry with stored score
+-- s (formatted by fmt; nil = no entry); rank 0 when not ranked.
+local function standing(ns, P, s, hidden)
   local R = ns .. 'r:' .. P
-  local total = redis.call('ZCARD', R)
-  if hidden or not e then return 0, 0, total end
-  local s = fmt(e[1])
+  local total = cards[R]
+  if total == nil then
+    total = redis.call('ZCARD', R)
+    cards[R] = total
+  end
+  if hidden or not s then return 0, 0, total end
   return redis.call('ZCOUNT', R, '-inf', '(' .. s) + 1, redis.call('ZCOUNT', R, '(' .. s, '+inf'), total
 end
 
@@ -158,13 +214,18 @@ local function combine(policy, old, s, t)
 end
 
 -- Periods and dedup buckets touched by this script: registered and given their expiry once.
+-- exp: a number or, as the events carry it, a string (converted once here, not per event).
 local touched = {}
 local function touch(ns, P, exp)
   local k = ns .. P
-  if touched[k] == nil then touched[k] = {ns, P, exp} end
+  if touched[k] == nil then touched[k] = {ns, P, tonumber(exp)} end
 end
 
-local function finish_touched()
+-- Every script that writes entries ends with this: the touched periods' registration and
+-- expiry, and the change sequences counted by next_seq.
+local function finish_writes()
+  for ns, n in pairs(seqs) do redis.call('INCRBY', ns .. 'q', n - seq_read[ns]) end
+  seqs, seq_read = {}, {}
   for _, v in pairs(touched) do
     local ns, P, exp = v[1], v[2], v[3]
     if exp > 0 then
@@ -181,6 +242,7 @@ end
 
 -- Dedup of event ids: one set per hour of achieved time, kept until the dedup window after
 -- that hour ends. bucket '' = the event is older than the window: it cannot be checked.
+-- exp: the bucket's expiry as the event carries it (a string).
 local buckets = {}
 local function first_time(prefix, registry, bucket, exp, eid)
   if bucket == '' then return true end
@@ -188,6 +250,7 @@ local function first_time(prefix, registry, bucket, exp, eid)
   if redis.call('SADD', key, eid) == 0 then return false end
   if not buckets[key] then
     buckets[key] = true
+    exp = tonumber(exp)
     redis.call('PEXPIREAT', key, exp)
     redis.call('ZADD', registry, exp, bucket)
   end

@@ -23,7 +23,7 @@ end
 
 -- Set uk's global score to total (nil: no entry) keeping its first-achieved time if unchanged.
 local function g_set(uk, total, t, now, ttl)
-  local hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
+  local hidden = is_hidden(uk)
   local old = read_entry(LIVE, 'a', uk, hidden)
   if not old then
     -- Left in the other place when the hidden set was re-synced: drop it.
@@ -42,12 +42,12 @@ local function g_set(uk, total, t, now, ttl)
 end
 
 local function g_add(uk, delta, t, name, now, ttl)
-  local hidden = redis.call('SISMEMBER', B .. ':hid', uk) == 1
+  local hidden = is_hidden(uk)
   local old = read_entry(LIVE, 'a', uk, hidden)
   local cur = old and 0 - old[1] or 0
   local total = clamp(cur + delta)
   if old and total == cur then
-    rename(LIVE, uk, name)
+    rename(LIVE, uk, name, old[6])
     return
   end
   write_entry(LIVE, 'a', uk, hidden, old, 0 - total, t, name, now, ttl)
@@ -58,7 +58,7 @@ end
 local function mirror_apply(pfx, ev, w, update_g, now, ttl)
   local board, policy, sign = ev[1], tonumber(ev[2]), tonumber(ev[3])
   local eid, uk, s, t = ev[4], ev[5], tonumber(ev[6]), tonumber(ev[7])
-  if not first_time(pfx .. 'ge:' .. board .. ':', pfx .. 'geb:' .. board, ev[9], tonumber(ev[10]), eid) then
+  if not first_time(pfx .. 'ge:' .. board .. ':', pfx .. 'geb:' .. board, ev[9], ev[10], eid) then
     return
   end
   local M = pfx .. 'm:' .. board

@@ -36,5 +36,5 @@ for i = 1, count do
     end
   end
 end
-finish_touched()
+finish_writes()
 return count

@@ -7,7 +7,7 @@ if redis.call('PEXPIRE', B .. ':grb:' .. board, ARGV[6]) == 0 and target ~= 'liv
   return redis.error_reply('REBUILD_LOST')
 end
 local n = drain_global(board, target == 'live' and LIVE or SHADOW, now, ttl, limit)
-finish_touched()
+finish_writes()
 if redis.call('LLEN', B .. ':gpend:' .. board) > 0 then return {0, n} end
 if target == 'live' then
   redis.call('DEL', B .. ':grb:' .. board)

@@ -26,5 +26,5 @@ for i = 6 + nb, #ARGV do
   end
   if any then g_set(uk, total, tmax, now, ttl) else g_set(uk, nil, 0, now, ttl) end
 end
-finish_touched()
+finish_writes()
 return #ARGV - 5 - nb

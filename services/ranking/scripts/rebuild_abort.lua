@@ -3,5 +3,5 @@
 redis.call('DEL', B .. ':rb')
 unlink_all(ns_keys(SHADOW))
 local n = drain_pending(LIVE, tonumber(ARGV[3]), tonumber(ARGV[1]), tonumber(ARGV[2]), 0)
-finish_touched()
+finish_writes()
 return n

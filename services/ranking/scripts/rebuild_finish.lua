@@ -5,7 +5,7 @@
 local now, ttl, policy, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('PEXPIRE', B .. ':rb', ARGV[5]) == 0 then return redis.error_reply('REBUILD_LOST') end
 local n = drain_pending(SHADOW, policy, now, ttl, limit)
-finish_touched()
+finish_writes()
 if redis.call('LLEN', B .. ':pend') > 0 then return {0, n} end
 swap()
 redis.call('DEL', B .. ':rb')
