@@ -143,7 +143,7 @@ Call = tuple[Script, str, Sequence[Any]]
 # --- results ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per applied event (see ranking.ScoreEvent)
 class Applied:
     """One event's outcome as the board script reports it."""
 
