@@ -183,9 +183,10 @@ class ScoreStore:
                     s.submitted_by,
                 ]
                 for s in items
-            ]
+            ],
+            separators=(",", ":"),
         )
-        packed = json.dumps([[batch_id, blob.hex()] for batch_id, blob in answers])
+        packed = json.dumps([[batch_id, blob.hex()] for batch_id, blob in answers], separators=(",", ":"))
         params = {"rows": rows, "done": list(delivered_batches), "answers": packed}
         async with self._autocommit.connect() as conn:
             # The driver's connection directly: this statement is the hot path, and
