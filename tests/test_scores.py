@@ -387,12 +387,12 @@ def relay_items(boards: Sequence[str], users: Sequence[str], score: int = 1) -> 
 
 
 class FlakyLink(RankingLink):
-    """The real link, but delivering `fail_on` alone fails as if ranking went away."""
+    """The real link, but a call with only `fail_board`'s events fails as if ranking went away."""
 
-    fail_on: str
+    fail_board: str
 
     async def apply(self, events: Sequence[Submission]) -> list[ranking_pb2.ApplyScoresResult]:
-        if len(events) == 1 and events[0].id == self.fail_on:
+        if self.fail_board and all(e.leaderboard_id == self.fail_board for e in events):
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "ranking went away", None
             )
@@ -400,20 +400,21 @@ class FlakyLink(RankingLink):
 
 
 async def test_relay_parks_refused_events_and_keeps_the_rest_of_a_batch(stack: Stack) -> None:
-    # One outbox row per batch: an event ranking refuses for good (its board is gone) is
-    # parked, the others are applied; after a transient failure half-way through, the
-    # row keeps only the events not yet delivered.
+    # One outbox row per batch. Refused for good: the events of a deleted board are parked
+    # together, an event ranking rejects (a user id that is no UUID) alone, the rest is
+    # applied; after a transient failure, the row keeps only the events not yet delivered.
     admin = await new_admin(stack)
-    board = await make_board(admin)
+    board, later = await make_board(admin), await make_board(admin)
     gone = f"scores-gone-{uuid.uuid4().hex[:8]}"
     users = [str(uuid.uuid4()) for _ in range(5)]
-    items = relay_items([board, gone, board, board, board], users)
+    users[2] = "not-a-uuid"
+    items = relay_items([board, gone, board, later, later], users)
     engine = create_engine(stack.settings.postgres_url, pool_size=2)
     store = ScoreStore(engine)
     written = await store.insert_batch(items)
     client = Client.from_settings(stack.settings)
     link = FlakyLink(client, ServiceToken(client, "scores", stack.settings.internal_secret))
-    link.fail_on = items[3].id
+    link.fail_board = later
     relay = OutboxRelay(store, link, min_age_seconds=0.0, batch_size=10_000)
     try:
         for _ in range(50):  # the stack's own relay may hold the lock for a moment
@@ -430,25 +431,30 @@ async def test_relay_parks_refused_events_and_keeps_the_rest_of_a_batch(stack: S
                     {"id": written.batch_id},
                 )
             ).one()
-            parked = (
-                await conn.execute(
-                    text("SELECT CAST(event_id AS text), last_error FROM scores.parked_events WHERE event_id = :id"),
-                    {"id": items[1].id},
-                )
-            ).one()
+            parked: dict[str, str] = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT CAST(event_id AS text), last_error FROM scores.parked_events "
+                            "WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+                        ),
+                        {"ids": [i.id for i in items]},
+                    )
+                ).all()
+            )
         assert list(left[0]) == [items[3].id, items[4].id] and left[1] == 1
-        assert parked[1].startswith("NOT_FOUND")
+        assert set(parked) == {items[1].id, items[2].id}
+        assert parked[items[1].id].startswith("NOT_FOUND") and parked[items[2].id].startswith("INVALID_ARGUMENT")
         assert (await rank_of(admin, board, users[0])).entry.score == 1
-        assert (await rank_of(admin, board, users[2])).entry.score == 1
-        link.fail_on = ""
+        link.fail_board = ""
         for _ in range(50):
-            if written.batch_id is not None and str(items[3].id) not in await pending_ids(engine):
+            if not {i.id for i in items} & await pending_ids(engine):
                 break
             await relay.run_once()
             await asyncio.sleep(0.05)
         assert not {i.id for i in items} & await pending_ids(engine)
-        for user in (users[0], users[2], users[3], users[4]):
-            assert (await rank_of(admin, board, user)).entry.score == 1  # each applied once
+        for user in users[3:]:
+            assert (await rank_of(admin, later, user)).entry.score == 1  # each applied once
     finally:
         await client.close()
         await engine.dispose()

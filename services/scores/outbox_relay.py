@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -41,6 +42,27 @@ def _as_submission(event: PendingEvent) -> Submission:
         id=event.event_id,
         created_at=event.created_at,
     )
+
+
+def _why(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.code().name}: {exc.details()}"
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one relay pass did with its events."""
+
+    done: set[str] = field(default_factory=set)
+    parked: list[Parked] = field(default_factory=list)
+    error: Exception | None = None
+    reason: str = ""
+
+    def fail(self, exc: grpc.aio.AioRpcError) -> None:
+        self.error, self.reason = exc, _why(exc)
+
+    def park(self, items: list[tuple[int, PendingEvent]], exc: grpc.aio.AioRpcError) -> None:
+        self.parked.extend(Parked(event, attempts + 1, _why(exc)) for attempts, event in items)
+        log.error("parked %d event(s) of leaderboard %s: %s", len(items), items[0][1].leaderboard_id, exc.details())
 
 
 class OutboxRelay:
@@ -82,6 +104,44 @@ class OutboxRelay:
                 delay = min(self._max_backoff, max(self._interval, delay * 2))
                 log.warning("outbox relay failed (%s); retrying in %.1fs", exc, delay)
 
+    async def _deliver(self, events: list[tuple[int, PendingEvent]], outcome: _Outcome) -> None:
+        """Apply events (attempts so far, event) in order; fills `outcome`. Stops at the first
+        transient failure: what follows stays for a later pass."""
+        try:
+            await self._ranking.apply([_as_submission(e) for _, e in events])
+            outcome.done.update(e.event_id for _, e in events)
+            return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in PERMANENT:
+                outcome.fail(exc)
+                return
+        # Refused for good: find the culprits per leaderboard (each keeps its order), so
+        # a deleted board's events are parked in one call, not one call each.
+        boards: dict[str, list[tuple[int, PendingEvent]]] = {}
+        for item in events:
+            boards.setdefault(item[1].leaderboard_id, []).append(item)
+        for group in boards.values():
+            try:
+                await self._ranking.apply([_as_submission(e) for _, e in group])
+                outcome.done.update(e.event_id for _, e in group)
+                continue
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in PERMANENT:
+                    outcome.fail(exc)
+                    return
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # the board itself is gone
+                    outcome.park(group, exc)
+                    continue
+            for item in group:  # another refusal: one event at a time
+                try:
+                    await self._ranking.apply([_as_submission(item[1])])
+                    outcome.done.add(item[1].event_id)
+                except grpc.aio.AioRpcError as one:
+                    if one.code() not in PERMANENT:
+                        outcome.fail(one)
+                        return
+                    outcome.park([item], one)
+
     async def run_once(self) -> int:
         """Deliver the oldest pending batches; returns how many events were applied."""
         claim, batches = await self._store.claim_pending(self._min_age, self._batch)
@@ -91,34 +151,14 @@ class OutboxRelay:
             await self._store.abandon_claim(claim)
             return 0
         events = [(batch.attempts, event) for batch in batches for event in batch.events]
-        done: set[str] = set()
-        parked: list[Parked] = []
-        error: Exception | None = None
-        reason = ""
+        outcome = _Outcome()
         try:
-            try:
-                await self._ranking.apply([_as_submission(e) for _, e in events])
-                done = {e.event_id for _, e in events}
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in PERMANENT:
-                    error, reason = exc, f"{exc.code().name}: {exc.details()}"
-                else:
-                    # Find the culprit(s): apply one by one, in order.
-                    for attempts, event in events:
-                        try:
-                            await self._ranking.apply([_as_submission(event)])
-                            done.add(event.event_id)
-                        except grpc.aio.AioRpcError as one:
-                            if one.code() in PERMANENT:
-                                parked.append(Parked(event, attempts + 1, f"{one.code().name}: {one.details()}"))
-                                log.error("parked event %s: %s", event.event_id, one.details())
-                            else:
-                                error, reason = one, f"{one.code().name}: {one.details()}"
-                                break
+            await self._deliver(events, outcome)
         except BaseException:
             # Cancelled too (service stopping): give the connection back, roll back.
             await asyncio.shield(self._store.abandon_claim(claim))
             raise
+        done, parked, error, reason = outcome.done, outcome.parked, outcome.error, outcome.reason
         settled = done | {p.event.event_id for p in parked}
         delivered: list[int] = []
         undelivered: list[Undelivered] = []
