@@ -63,7 +63,7 @@ class RpcGuard:
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+    def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         key = (method, code)
         observer = self._observers.get(key)
         if observer is None:
@@ -115,7 +115,7 @@ class RpcGuard:
         return internal_error_status(request_id_var.get())
 
     @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+    async def abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
         await context.abort(
             _CODES_BY_NUMBER[status.code],
             status.message,
@@ -127,7 +127,7 @@ class RpcGuard:
         request_id_var.set(self._request_id(metadata))
         principal_var.set(await self._authenticate(method, metadata))
 
-    def _classify(
+    def classify(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     ) -> tuple[grpc.StatusCode, status_pb2.Status | None]:
         """The failure's code, and the status to abort with (None: already final, re-raise)."""
@@ -145,18 +145,9 @@ class RpcGuard:
             behavior: Callable[..., Awaitable[Any]] = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started = time.perf_counter()
-                code = grpc.StatusCode.OK
-                try:
+                async with _Scope(self, method, context):
                     await self._begin(method, context)
                     return await behavior(request, context)
-                except BaseException as exc:
-                    code, status = self._classify(method, context, exc)
-                    if status is None:
-                        raise
-                    await self._abort(context, status)
-                finally:
-                    self._observe(method, code, time.perf_counter() - started)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -167,19 +158,10 @@ class RpcGuard:
             stream_behavior: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                code = grpc.StatusCode.OK
-                try:
+                async with _Scope(self, method, context):
                     await self._begin(method, context)
                     async for item in stream_behavior(request, context):
                         yield item
-                except BaseException as exc:
-                    code, status = self._classify(method, context, exc)
-                    if status is None:
-                        raise
-                    await self._abort(context, status)
-                finally:
-                    self._observe(method, code, time.perf_counter() - started)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
@@ -187,6 +169,33 @@ class RpcGuard:
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming RPCs in our API
+
+
+class _Scope:
+    """One RPC as the guard sees it, unary or streaming alike: on the way out, a failure
+    becomes its status (the call is aborted with it), and the call is counted and timed."""
+
+    __slots__ = ("_context", "_guard", "_method", "_started")
+
+    def __init__(self, guard: RpcGuard, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._guard = guard
+        self._method = method
+        self._context = context
+        self._started = time.perf_counter()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        # Returns None, never True: an exception is re-raised, or replaced by the abort's.
+        code = grpc.StatusCode.OK
+        try:
+            if exc is not None:
+                code, status = self._guard.classify(self._method, self._context, exc)
+                if status is not None:
+                    await self._guard.abort(self._context, status)
+        finally:
+            self._guard.observe(self._method, code, time.perf_counter() - self._started)
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[type-arg]
