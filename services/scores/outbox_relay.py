@@ -107,40 +107,42 @@ class OutboxRelay:
     async def _deliver(self, events: list[tuple[int, PendingEvent]], outcome: _Outcome) -> None:
         """Apply events (attempts so far, event) in order; fills `outcome`. Stops at the first
         transient failure: what follows stays for a later pass."""
-        try:
-            await self._ranking.apply([_as_submission(e) for _, e in events])
-            outcome.done.update(e.event_id for _, e in events)
+        refused = await self._apply(events, outcome)
+        if refused is None or outcome.error is not None:
             return
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in PERMANENT:
-                outcome.fail(exc)
-                return
         # Refused for good: find the culprits per leaderboard (each keeps its order), so
         # a deleted board's events are parked in one call, not one call each.
         boards: dict[str, list[tuple[int, PendingEvent]]] = {}
         for item in events:
             boards.setdefault(item[1].leaderboard_id, []).append(item)
         for group in boards.values():
-            try:
-                await self._ranking.apply([_as_submission(e) for _, e in group])
-                outcome.done.update(e.event_id for _, e in group)
+            refused = await self._apply(group, outcome)
+            if outcome.error is not None:
+                return
+            if refused is None:
                 continue
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in PERMANENT:
-                    outcome.fail(exc)
-                    return
-                if exc.code() == grpc.StatusCode.NOT_FOUND:  # the board itself is gone
-                    outcome.park(group, exc)
-                    continue
+            if refused.code() == grpc.StatusCode.NOT_FOUND:  # the board itself is gone
+                outcome.park(group, refused)
+                continue
             for item in group:  # another refusal: one event at a time
-                try:
-                    await self._ranking.apply([_as_submission(item[1])])
-                    outcome.done.add(item[1].event_id)
-                except grpc.aio.AioRpcError as one:
-                    if one.code() not in PERMANENT:
-                        outcome.fail(one)
-                        return
+                one = await self._apply([item], outcome)
+                if outcome.error is not None:
+                    return
+                if one is not None:
                     outcome.park([item], one)
+
+    async def _apply(self, items: list[tuple[int, PendingEvent]], outcome: _Outcome) -> grpc.aio.AioRpcError | None:
+        """Apply items in one call: None when applied (recorded in `outcome`), the error when
+        ranking refused them for good; a transient failure is recorded as outcome.error."""
+        try:
+            await self._ranking.apply([_as_submission(e) for _, e in items])
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in PERMANENT:
+                return exc
+            outcome.fail(exc)
+            return None
+        outcome.done.update(e.event_id for _, e in items)
+        return None
 
     async def run_once(self) -> int:
         """Deliver the oldest pending batches; returns how many events were applied."""
