@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from leaderboard.client import Client
 from leaderboard.runtime.errors import Unavailable
@@ -30,16 +31,20 @@ def timestamp_of(moment: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def to_event(s: Submission) -> ranking_pb2.ScoreEvent:
-    assert s.created_at is not None
-    return ranking_pb2.ScoreEvent(
-        event_id=s.id,
-        leaderboard_id=s.leaderboard_id,
-        user_id=s.user_id,
-        score=s.score,
-        achieved_at=timestamp_of(s.created_at),
-        display_name=s.display_name,
-    )
+def add_events(target: RepeatedCompositeFieldContainer[ranking_pb2.ScoreEvent], events: Sequence[Submission]) -> None:
+    """Append committed submissions as ScoreEvents, built in place (no message per event
+    to build and then copy in)."""
+    add = target.add
+    for s in events:
+        assert s.created_at is not None
+        add(
+            event_id=s.id,
+            leaderboard_id=s.leaderboard_id,
+            user_id=s.user_id,
+            score=s.score,
+            achieved_at=timestamp_of(s.created_at),
+            display_name=s.display_name,
+        )
 
 
 class RankingLink:
@@ -88,17 +93,7 @@ class RankingLink:
         results: list[ranking_pb2.ApplyScoresResult] = []
         for start in range(0, len(events), MAX_APPLY_EVENTS):
             request = ranking_pb2.ApplyScoresRequest()
-            add = request.events.add  # in place: no message per event to build and copy
-            for s in events[start : start + MAX_APPLY_EVENTS]:
-                assert s.created_at is not None
-                add(
-                    event_id=s.id,
-                    leaderboard_id=s.leaderboard_id,
-                    user_id=s.user_id,
-                    score=s.score,
-                    achieved_at=timestamp_of(s.created_at),
-                    display_name=s.display_name,
-                )
+            add_events(request.events, events[start : start + MAX_APPLY_EVENTS])
             try:
                 reply = await self._client.ranking.ApplyScores(
                     request,

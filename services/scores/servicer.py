@@ -15,7 +15,7 @@ from leaderboard.runtime.context import Principal, current_principal
 from leaderboard.runtime.errors import DomainError, InvalidArgument, PermissionDenied, ResourceExhausted
 from leaderboard.v1 import scores_pb2, scores_pb2_grpc
 from services.scores.batcher import SubmitBatcher, to_proto
-from services.scores.ranking_link import RankingLink, to_event
+from services.scores.ranking_link import RankingLink, add_events
 from services.scores.rate_limit import RateLimiter
 from services.scores.score_store import ScoreStore
 from services.scores.submissions import (
@@ -68,7 +68,7 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
                 raise InvalidArgument("leaderboard_id", "required")
             request_id = parse_request_id(request.request_id)
             user_id = resolve_player(principal, request.user_id)
-            metadata = validate_metadata(request.metadata) if len(request.metadata) else {}
+            metadata = validate_metadata(request.metadata)
             check_score(rules, leaderboard_id, score, principal)
         except InvalidArgument as exc:
             if field_prefix:
@@ -179,7 +179,9 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         while True:
             rows = await self._store.board_events(request.leaderboard_id, after, STREAM_CHUNK)
             if rows:
-                yield scores_pb2.StreamScoreEventsResponse(events=[to_event(r) for r in rows])
+                chunk = scores_pb2.StreamScoreEventsResponse()
+                add_events(chunk.events, rows)
+                yield chunk
             if len(rows) < STREAM_CHUNK:
                 return
             last = rows[-1]
