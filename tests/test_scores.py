@@ -317,21 +317,17 @@ class CountingLink(RankingLink):
         return results
 
 
-async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
-    admin = await new_admin(stack)
-    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
-    settings = stack.settings
-    engine = create_engine(settings.postgres_url, pool_size=4)
-    store = ScoreStore(engine)
-    created = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
-    users = [str(uuid.uuid4()) for _ in range(6)]
+def relay_items(boards: Sequence[str], users: Sequence[str]) -> list[Submission]:
+    """Submissions as if just committed: the stack's own relay (2 s minimum age) leaves
+    them to a test's relay (minimum age 0) for a moment."""
+    created = datetime.now(UTC)
     items = []
-    for i in range(60):
+    for board, user in zip(boards, users, strict=True):
         item = Submission(
             caller_id="relay-test",
             request_id=str(uuid.uuid4()),
             leaderboard_id=board,
-            user_id=users[i % 6],
+            user_id=user,
             score=1,
             metadata={},
             submitted_by="relay-test",
@@ -340,6 +336,17 @@ async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
         )
         item.created_at = created
         items.append(item)
+    return items
+
+
+async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
+    admin = await new_admin(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
+    settings = stack.settings
+    engine = create_engine(settings.postgres_url, pool_size=4)
+    store = ScoreStore(engine)
+    users = [str(uuid.uuid4()) for _ in range(6)]
+    items = relay_items([board] * 60, [users[i % 6] for i in range(60)])
     await store.insert_batch(items)  # committed, never applied: only relays can deliver them
 
     client = Client.from_settings(settings)
@@ -362,28 +369,6 @@ async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
         assert (await rank_of(admin, board, user)).entry.score == 10
     await client.close()
     await engine.dispose()
-
-
-def relay_items(boards: Sequence[str], users: Sequence[str], score: int = 1) -> list[Submission]:
-    """Submissions as if just committed: the stack's own relay (2 s minimum age) leaves
-    them to a test's relay (minimum age 0) for a moment."""
-    created = datetime.now(UTC)
-    items = []
-    for board, user in zip(boards, users, strict=True):
-        item = Submission(
-            caller_id="relay-test",
-            request_id=str(uuid.uuid4()),
-            leaderboard_id=board,
-            user_id=user,
-            score=score,
-            metadata={},
-            submitted_by="relay-test",
-            display_name="",
-            body_hash=b"x",
-        )
-        item.created_at = created
-        items.append(item)
-    return items
 
 
 class FlakyLink(RankingLink):
