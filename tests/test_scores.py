@@ -114,6 +114,19 @@ async def test_twenty_concurrent_duplicates_store_and_apply_once(stack: Stack) -
     assert again.submission.id == replies[0].submission.id
 
 
+async def test_an_immediate_retry_gets_the_first_answer(stack: Stack) -> None:
+    # The first answers reach PostgreSQL a moment after they are sent (with the next
+    # batch): a retry sent straight away must still get the first answer, rank included.
+    admin, player = await new_admin(stack), await new_player(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_BEST)
+    for score in (10, 30, 20):
+        request = submit(player, board, score)
+        first = await player.client.scores.SubmitScore(request, metadata=player.client.metadata)
+        again = await player.client.scores.SubmitScore(request, metadata=player.client.metadata)
+        assert first.applied
+        assert again == first
+
+
 async def test_same_request_id_with_other_body_is_rejected(stack: Stack) -> None:
     admin, player = await new_admin(stack), await new_player(stack)
     board = await make_board(admin)
@@ -272,12 +285,9 @@ async def test_ranking_down_acknowledged_then_applied_none_lost_or_doubled(stack
 
     await stack.services["ranking"].stop(grace=0.1)
     try:
+        requests = [submit(server, board, 2, user_id=p) for p in players for _ in range(3)]
         replies = await asyncio.gather(
-            *(
-                server.client.scores.SubmitScore(submit(server, board, 2, user_id=p), metadata=server.client.metadata)
-                for p in players
-                for _ in range(3)
-            )
+            *(server.client.scores.SubmitScore(r, metadata=server.client.metadata) for r in requests)
         )
         assert all(not r.applied for r in replies)
         assert await history_rows(stack, board) == 31
@@ -297,6 +307,10 @@ async def test_ranking_down_acknowledged_then_applied_none_lost_or_doubled(stack
         assert asyncio.get_running_loop().time() < deadline, totals
         await asyncio.sleep(0.5)
     await asyncio.sleep(1.5)  # a relay pass more must not double anything
+    assert (await rank_of(admin, board, players[0])).entry.score == 7
+    # A retry still gets the first answer: no rank (AIP-155), and nothing applied twice.
+    again = await server.client.scores.SubmitScore(requests[0], metadata=server.client.metadata)
+    assert again == replies[0]
     assert (await rank_of(admin, board, players[0])).entry.score == 7
 
 
@@ -533,6 +547,31 @@ async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) ->
                 break
             await asyncio.sleep(0.05)
         assert answered == len(items)
+
+
+async def test_a_retry_racing_the_first_answer_waits_for_it(stack: Stack) -> None:
+    # The same requests again while their first batch is still being applied, on this
+    # replica and on another one: every retry gets the first answer (AIP-155), not
+    # applied=false because the first answer was not stored yet.
+    admin = await new_admin(stack)
+    board = await make_board(admin, policy=common_pb2.UPDATE_POLICY_BEST)
+    items = own_submissions(board, 5)
+    async with (
+        own_batcher(stack, SlowLink, max_batch=100) as (batcher, _),
+        own_batcher(stack, RankingLink, max_batch=100) as (other, _),
+    ):
+        first = asyncio.create_task(batcher.submit_many(items))
+        await asyncio.sleep(0.15)  # stored, still being applied (SlowLink)
+        assert not first.done()
+        # Copies, as separate calls would build (a batch stamps its items' created_at).
+        here, there = await asyncio.gather(
+            batcher.submit_many([dataclasses.replace(i) for i in items]),
+            other.submit_many([dataclasses.replace(i) for i in items]),
+        )
+        answers = await first
+    assert all(isinstance(a, scores_pb2.SubmitScoreResponse) and a.applied for a in answers)
+    assert here == answers
+    assert there == answers
 
 
 async def test_batches_over_rankings_per_call_limit_are_applied(stack: Stack) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import grpc
@@ -29,6 +30,11 @@ from services.scores.submissions import Submission
 log = logging.getLogger("leaderboard.scores.batcher")
 
 IDLE_FLUSH_SECONDS = 0.2
+# A retry that finds its request stored by another replica, whose first answer is not
+# stored yet (it follows the batch's statement by a moment), polls for it until this long
+# after the submission was created; past that it is answered without a rank.
+REPLAY_WAIT_SECONDS = 2.0
+REPLAY_POLL_SECONDS = 0.05
 
 
 def fill_submission(target: common_pb2.ScoreSubmission, s: Submission) -> None:
@@ -145,6 +151,10 @@ class SubmitBatcher:
         # outbox rows of delivered batches, and batches' packed first answers.
         self._delivered: list[int] = []
         self._answers: list[tuple[int, bytes]] = []
+        # This process's batches from their commit until a later statement stored their
+        # packed first answers (None: the batch broke off before answering): a retry
+        # racing a first answer here gets it from this, not from PostgreSQL.
+        self._unstored: dict[int, asyncio.Future[bytes | None]] = {}
 
     async def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="submit-batcher")
@@ -241,6 +251,11 @@ class SubmitBatcher:
         except Exception:
             self._restore_bookkeeping(delivered, answers)
             raise
+        self._forget_stored(answers)
+
+    def _forget_stored(self, answers: list[tuple[int, bytes]]) -> None:
+        for batch_id, _ in answers:
+            self._unstored.pop(batch_id, None)
 
     async def _flush_bookkeeping_safely(self) -> None:
         try:
@@ -282,12 +297,13 @@ class SubmitBatcher:
         except Exception:
             self._restore_bookkeeping(delivered, answers)
             raise
+        self._forget_stored(answers)
         stored = time.perf_counter()
         old = written.already_stored
-        if old:
-            await self._answer_duplicates([p for p in pendings if p.item.id in old])
         if written.batch_id is not None and len(old) < len(pendings):
             await self._apply_and_answer(written.batch_id, pendings, old)
+        if old:  # after the new ones: a retry may wait for a first answer
+            await self._answer_duplicates([p for p in pendings if p.item.id in old])
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch of %d: store %.1f ms, apply+answer %.1f ms, %d in flight",
@@ -302,6 +318,18 @@ class SubmitBatcher:
     async def _apply_and_answer(self, batch_id: int, pendings: list[_Pending], old: frozenset[str]) -> None:
         """Apply the batch's new submissions and answer them; `pendings` in batch order
         (position i + 1 in the stored batch)."""
+        unstored: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._unstored[batch_id] = unstored
+        packed: bytes | None = None
+        try:
+            packed = await self._apply_and_answer_new(batch_id, pendings, old)
+        finally:
+            unstored.set_result(packed)
+            if packed is None:  # broke off: nothing will be stored
+                del self._unstored[batch_id]
+
+    async def _apply_and_answer_new(self, batch_id: int, pendings: list[_Pending], old: frozenset[str]) -> bytes:
+        """Returns the batch's packed first answers, as kept for replays."""
         new = [p for p in pendings if p.item.id not in old] if old else pendings
         results: dict[str, ranking_pb2.ApplyScoresResult] = {}
         try:
@@ -329,13 +357,16 @@ class SubmitBatcher:
                 answered += 1
             fill_submission(response.submission, item)
             pending.answer(response)
-        if answered:
-            self._answers.append((batch_id, stored_answers.pack(answers)))
         if answered == len(new):
             self._delivered.append(batch_id)  # else the relay delivers the batch (ranking dedups)
+        # Kept even when none has a rank (ranking was down): a replay then knows at once
+        # that the first answer had none, on any replica, instead of waiting to see.
+        packed = stored_answers.pack(answers)
+        self._answers.append((batch_id, packed))
+        return packed
 
     async def _answer_duplicates(self, duplicates: list[_Pending]) -> None:
-        existing = await self._store.existing_requests([p.item.key for p in duplicates])
+        existing = await self._existing_with_first_answers([p.item.key for p in duplicates])
         for pending in duplicates:
             found = existing.get(pending.item.key)
             if found is None:  # the row vanished between statements: treat as transient
@@ -343,10 +374,39 @@ class SubmitBatcher:
             elif found.body_hash != pending.item.body_hash:
                 pending.answer(_reused(pending.item))
             else:
+                unstored = self._unstored.get(found.batch_id) if found.batch_id is not None else None
+                if not found.answers_stored and unstored is not None and found.batch_position is not None:
+                    packed = await unstored  # this process is answering it right now
+                    if packed is not None:
+                        found = dataclasses.replace(
+                            found, response=stored_answers.answer_at(packed, found.batch_position)
+                        )
                 try:
                     pending.answer(_replay(found))
                 except DomainError as exc:
                     pending.answer(exc)
+
+    async def _existing_with_first_answers(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], ExistingRequest]:
+        """The stored requests of `keys`; those whose first answer another replica is
+        still to store are read again until it is there or REPLAY_WAIT_SECONDS passed."""
+        existing = await self._store.existing_requests(keys)
+        started = time.monotonic()
+        while time.monotonic() - started < REPLAY_WAIT_SECONDS:
+            recent = datetime.now(UTC) - timedelta(seconds=REPLAY_WAIT_SECONDS)
+            waiting = [
+                key
+                for key, found in existing.items()
+                if not found.answers_stored
+                and found.batch_id not in self._unstored
+                and found.stored is not None
+                and found.stored.created_at is not None
+                and found.stored.created_at > recent
+            ]
+            if not waiting:
+                break
+            await asyncio.sleep(REPLAY_POLL_SECONDS)
+            existing.update(await self._store.existing_requests(waiting))
+        return existing
 
     @staticmethod
     def _answer_follower(follower: _Pending, leader: _Pending) -> None:

@@ -99,6 +99,12 @@ class ExistingRequest:
     body_hash: bytes
     response: bytes | None
     stored: Submission | None
+    # Where its first answer is kept (stored_answers); None for rows from before batches.
+    batch_id: int | None = None
+    batch_position: int | None = None
+    # Whether its batch's first answers are stored yet (response None then means the
+    # first answer had no rank); they follow the batch's own statement by a moment.
+    answers_stored: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +241,14 @@ class ScoreStore:
                     created_at=row[7],
                 )
             response = bytes(row[4]) if row[4] is not None else None
-            if response is None and row[5] is not None and int(row[5]) in batches:
-                response = stored_answers.answer_at(batches[int(row[5])], int(row[6]))
-            found[(row[0], row[1])] = ExistingRequest(row[0], row[1], row[2], bytes(row[3]), response, stored)
+            batch_id = int(row[5]) if row[5] is not None else None
+            position = int(row[6]) if row[6] is not None else None
+            answers_stored = response is not None or batch_id is None or batch_id in batches
+            if response is None and batch_id in batches and position is not None:
+                response = stored_answers.answer_at(batches[batch_id], position)
+            found[(row[0], row[1])] = ExistingRequest(
+                row[0], row[1], row[2], bytes(row[3]), response, stored, batch_id, position, answers_stored
+            )
         return found
 
     async def history(
