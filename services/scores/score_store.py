@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -23,6 +25,10 @@ log = logging.getLogger("leaderboard.scores.store")
 # deferred bookkeeping of earlier batches (delivered outbox rows, first answers
 # for AIP-155 replays). Returns the batch id and the ids of submissions whose
 # request was already stored (usually none, so usually nothing to send back).
+# Two forms: _INSERT_BATCH skips stored requests (ON CONFLICT DO NOTHING);
+# _INSERT_NEW_BATCH fails on one (unique_violation) and costs less, because a
+# plain insert checks the key while it adds the index entry, where ON CONFLICT
+# probes it first and confirms each row with a WAL record of its own.
 _INSERT_BATCH = """
     WITH input AS (
         SELECT CAST(e.v->>0 AS uuid) AS id, CAST(e.v->>1 AS timestamptz) AS created_at, e.v->>2 AS leaderboard_id,
@@ -66,6 +72,13 @@ _INSERT_BATCH = """
     SELECT batch.id, ARRAY(SELECT CAST(i.id AS text) FROM input i WHERE i.id NOT IN (SELECT submission_id FROM req))
     FROM batch
 """
+_SKIP_STORED = "ON CONFLICT DO NOTHING\n        RETURNING submission_id"
+assert _INSERT_BATCH.count(_SKIP_STORED) == 1
+_INSERT_NEW_BATCH = _INSERT_BATCH.replace(_SKIP_STORED, "RETURNING submission_id")
+
+# After a batch met a stored request, batches skip stored requests for this long: a wave
+# of retries costs one statement per batch, not a failed one and then another.
+_RETRIES_SECONDS = 1.0
 
 _EXISTING_REQUESTS = text(
     """
@@ -158,6 +171,7 @@ class ScoreStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._skip_stored_until = 0.0
 
     async def insert_batch(
         self,
@@ -200,7 +214,14 @@ class ScoreStore:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            cursor = await driver.execute(_INSERT_BATCH, params, prepare=True)
+            if time.monotonic() < self._skip_stored_until:
+                cursor = await driver.execute(_INSERT_BATCH, params, prepare=True)
+            else:
+                try:
+                    cursor = await driver.execute(_INSERT_NEW_BATCH, params, prepare=True)
+                except UniqueViolation:  # a retry of a stored request: nothing was written
+                    self._skip_stored_until = time.monotonic() + _RETRIES_SECONDS
+                    cursor = await driver.execute(_INSERT_BATCH, params, prepare=True)
             row = await cursor.fetchone()
         if row is None:
             return StoredBatch(None, frozenset())
