@@ -146,6 +146,12 @@ class Settings:
         parse=_non_negative_int,
     )
     db_pool_size: int = _setting(10, "SQLAlchemy pool size per process.", parse=_positive_int)
+    db_timeout_seconds: float = _setting(
+        5.0,
+        "How long connecting to PostgreSQL, or one of its statements, may take before the call "
+        "fails UNAVAILABLE and the connection is dropped (a hung or unreachable database).",
+        parse=_positive_float,
+    )
     redis_max_connections: int = _setting(64, "Redis connection pool size per process.", parse=_positive_int)
     jwt_issuer: str = _setting("leaderboard-auth", "`iss` claim of access tokens.")
     jwt_audience: str = _setting("leaderboard", "`aud` claim of access tokens.")

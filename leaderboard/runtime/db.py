@@ -22,9 +22,12 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, connect_timeout_seconds: float = 5.0) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(url),
+        # libpq's connect_timeout (whole seconds, 2 at least): a server that accepts and
+        # never answers must not hold a caller for the OS's TCP timeout.
+        connect_args={"connect_timeout": max(2, round(connect_timeout_seconds))},
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it would cost a round trip per checkout. A connection the

@@ -66,7 +66,11 @@ class Runtime:
         if self._engine is None:
             if not self.settings.postgres_url:
                 raise RuntimeError("LEADERBOARD_POSTGRES_URL is not set")
-            self._engine = create_engine(self.settings.postgres_url, pool_size=self.settings.db_pool_size)
+            self._engine = create_engine(
+                self.settings.postgres_url,
+                pool_size=self.settings.db_pool_size,
+                connect_timeout_seconds=self.settings.db_timeout_seconds,
+            )
         return self._engine
 
     @property

@@ -26,7 +26,7 @@ PARTITION_CHECK_SECONDS = 6 * 3600
 class ScoreServiceApp:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
-        self.store = ScoreStore(runtime.engine)
+        self.store = ScoreStore(runtime.engine, timeout_seconds=settings.db_timeout_seconds)
         token = ServiceToken(runtime.client, "scores", settings.internal_secret)
         self.ranking = RankingLink(runtime.client, token)
         self.batcher = SubmitBatcher(

@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import grpc
+import psycopg
+from sqlalchemy.exc import DBAPIError
 
 from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
@@ -267,8 +269,16 @@ class SubmitBatcher:
         try:
             await self._process_batch(batch)
         except Exception as exc:  # never leave a caller hanging
-            log.exception("batch failed")
-            error = exc if isinstance(exc, DomainError) else Unavailable("score store unavailable, retry")
+            error: DomainError
+            if isinstance(exc, DomainError):
+                log.warning("batch failed: %s", exc.message)
+                error = exc
+            elif isinstance(exc, (psycopg.Error, DBAPIError, OSError)):
+                log.warning("batch failed: %s", exc)
+                error = Unavailable("the score database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
+            else:
+                log.exception("batch failed")
+                error = Unavailable("score ingest failed; retry")
             for call in batch:
                 call.fail_unsettled(error)
 

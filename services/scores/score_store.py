@@ -3,10 +3,14 @@ reads, the outbox and monthly partitions."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from leaderboard.runtime.errors import Unavailable
 from services.scores import stored_answers
 from services.scores.submissions import Submission
 
@@ -163,15 +168,60 @@ class Claim:
     trans: AsyncTransaction
 
 
+def _shut_down(fd: int) -> None:
+    """Shut a socket down by its descriptor, without closing the descriptor (the event
+    loop still watches it): readers see end-of-file, writers an error."""
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
 class ScoreStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 5.0) -> None:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._timeout = timeout_seconds
         self._skip_stored_until = 0.0
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection for work that must end within the timeout. Past it the
+        connection's socket is shut down, so what waits on it fails at once, and the caller
+        gets Unavailable; whether a write committed is then unknown, which idempotent
+        retries resolve. (Cancelling instead would leave psycopg waiting up to 10 s more
+        for the hung server to acknowledge a cancel request.)"""
+        async with self._autocommit.connect() as conn:  # connecting is bounded by connect_timeout
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            severed = False
+
+            def sever() -> None:
+                nonlocal severed
+                severed = True
+                _shut_down(driver.pgconn.socket)
+
+            timer = asyncio.get_running_loop().call_later(self._timeout, sever)
+            try:
+                yield conn
+                if severed:  # just after the work ended: the connection is no use now
+                    await conn.invalidate()
+            except Exception as exc:
+                if not severed:
+                    raise
+                await conn.invalidate()
+                raise Unavailable(
+                    f"the score database did not answer within {self._timeout:g} s", reason="DATABASE_UNAVAILABLE"
+                ) from exc
+            finally:
+                timer.cancel()
 
     async def insert_batch(
         self,
@@ -208,7 +258,7 @@ class ScoreStore:
         )
         packed = json.dumps([[batch_id, blob.hex()] for batch_id, blob in answers], separators=(",", ":"))
         params = {"rows": rows, "done": list(delivered_batches), "answers": packed}
-        async with self._autocommit.connect() as conn:
+        async with self._connect() as conn:
             # The driver's connection directly: this statement is the hot path, and
             # SQLAlchemy's per-execute work costs more than the statement's own.
             raw = await conn.get_raw_connection()
@@ -232,7 +282,7 @@ class ScoreStore:
         await self.insert_batch([], delivered_batches=delivered_batches, answers=answers)
 
     async def existing_requests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ExistingRequest]:
-        async with self._autocommit.connect() as conn:
+        async with self._connect() as conn:
             rows = (
                 await conn.execute(
                     _EXISTING_REQUESTS,
@@ -302,7 +352,7 @@ class ScoreStore:
             + " AND ".join(clauses)
             + " ORDER BY created_at DESC, id DESC LIMIT :limit"
         )
-        async with self._autocommit.connect() as conn:
+        async with self._connect() as conn:
             rows = (await conn.execute(sql, params)).all()
         return [
             Submission(
@@ -334,7 +384,7 @@ class ScoreStore:
             "SELECT CAST(id AS text), created_at, user_id, score, display_name FROM scores.score_events "
             f"WHERE leaderboard_id = :board {cursor} ORDER BY created_at, id LIMIT :limit"
         )
-        async with self._autocommit.connect() as conn:
+        async with self._connect() as conn:
             rows = (await conn.execute(sql, params)).all()
         return [
             Submission(
@@ -466,7 +516,7 @@ class ScoreStore:
             end = datetime(ny, nm + 1, 1, tzinfo=UTC)
             name = f"score_events_y{y:04d}m{m:02d}"
             try:
-                async with self._autocommit.connect() as conn:
+                async with self._connect() as conn:
                     await conn.execute(
                         text(
                             f"CREATE TABLE IF NOT EXISTS scores.{name} PARTITION OF scores.score_events "

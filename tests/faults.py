@@ -1,0 +1,89 @@
+"""A TCP proxy on loopback that a test can cut or stall: the network faults between
+a service and a real dependency (PostgreSQL, Redis), with the dependency itself left
+running (it may be shared by other tests, or not ours to stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from leaderboard.runtime.embedded import free_port
+
+
+class FaultyLink:
+    """Forwards 127.0.0.1:<port> to host:port until told otherwise.
+
+    - cut(): drops every open connection and refuses new ones (a crashed server).
+    - stall(): connections stay open but carry nothing, new ones included (a hung
+      server or a partition: the peer never answers).
+    - heal(): back to forwarding; connections opened before stay dead.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self.port = free_port()
+        self._mode = "pass"
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._drop_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def cut(self) -> None:
+        self._mode = "refuse"
+        self._drop_all()
+
+    def stall(self) -> None:
+        self._mode = "stall"
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        self._drop_all()  # what stalled stays broken, as after a real partition
+        self._mode = "pass"
+        self._flowing.set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._mode == "refuse":
+            writer.transport.abort()
+            return
+        self._writers.add(writer)
+        if self._mode == "stall":
+            return  # held open, never answered
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await source.read(65536):
+                await self._flowing.wait()  # while stalled, hold the bytes: the peer hears nothing
+                if sink.transport.is_closing():
+                    break
+                sink.write(data)
+                await sink.drain()
+        sink.transport.abort()

@@ -1,0 +1,106 @@
+"""ScoreService when PostgreSQL goes away or hangs, through a proxy that cuts or stalls
+the real server's connections: callers get UNAVAILABLE in bounded time, the service
+keeps serving, and once the database is back every acknowledged submission is there
+once, and a retry of one whose outcome was unknown stores it at most once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import pytest
+
+from leaderboard.client import Client, error_details
+from leaderboard.runtime.embedded import free_port
+from leaderboard.runtime.server import start_service
+from leaderboard.v1 import common_pb2, scores_pb2
+from tests.accounts import Account, new_admin, new_game_server
+from tests.conftest import Stack
+from tests.faults import FaultyLink
+from tests.test_scores import history_rows, make_board, rank_of, submit
+
+
+@asynccontextmanager
+async def scores_behind(stack: Stack, token: str) -> AsyncIterator[tuple[FaultyLink, Client]]:
+    """A ScoreService of the test's own whose PostgreSQL connections pass a FaultyLink."""
+    url = urlsplit(stack.settings.postgres_url)
+    assert url.hostname is not None and url.port is not None
+    link = FaultyLink(url.hostname, url.port)
+    await link.start()
+    netloc = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+    proxied = urlunsplit(url._replace(netloc=f"{netloc}127.0.0.1:{link.port}"))
+    settings = dataclasses.replace(
+        stack.settings, postgres_url=proxied, scores_port=free_port(), db_timeout_seconds=2.0
+    )
+    service = await start_service("scores", settings)
+    client = Client.from_settings(settings, token=token)
+    # One attempt per call, so what the service answers is what the test sees (the
+    # client's own retries of UNAVAILABLE would hide it).
+    channel = grpc.aio.insecure_channel(settings.target("scores"), options=[("grpc.enable_retries", 0)])
+    direct = Client(client.targets, client.timeout_seconds, token, {"scores": channel})
+    try:
+        yield link, direct
+    finally:
+        await direct.close()
+        await client.close()
+        await service.stop(grace=0.1)
+        await link.stop()
+
+
+async def expect_unavailable(client: Client, request: scores_pb2.SubmitScoreRequest) -> float:
+    """Seconds until the submission failed; it must fail UNAVAILABLE, not hang."""
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.scores.SubmitScore(request, metadata=client.metadata, timeout=30)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+    assert error_details(err.value)[0] == "DATABASE_UNAVAILABLE"
+    return time.monotonic() - started
+
+
+async def submit_until_accepted(
+    client: Client, request: scores_pb2.SubmitScoreRequest
+) -> scores_pb2.SubmitScoreResponse:
+    """What a client does with UNAVAILABLE: retry the same request (same request_id)."""
+    for _ in range(40):
+        try:
+            return await client.scores.SubmitScore(request, metadata=client.metadata, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()
+            await asyncio.sleep(0.25)
+    raise AssertionError("never accepted after the database came back")
+
+
+async def players_board(stack: Stack) -> tuple[Account, Account, str]:
+    admin, server = await new_admin(stack), await new_game_server(stack)
+    return admin, server, await make_board(admin, policy=common_pb2.UPDATE_POLICY_SUM)
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+async def test_database_outage_gives_unavailable_and_loses_nothing(stack: Stack, fault: str) -> None:
+    admin, server, board = await players_board(stack)
+    users = [str(uuid.uuid4()) for _ in range(3)]
+    async with scores_behind(stack, server.token) as (link, client):
+        before = await client.scores.SubmitScore(submit(server, board, 5, user_id=users[0]), metadata=client.metadata)
+        assert before.applied
+
+        link.cut() if fault == "cut" else link.stall()
+        unknown = submit(server, board, 7, user_id=users[1])  # stored or not: nobody can tell
+        waited = await expect_unavailable(client, unknown)
+        assert waited < 10
+        # Still serving: the next submission gets its answer too.
+        await expect_unavailable(client, submit(server, board, 1, user_id=users[2]))
+
+        link.heal()
+        after = await submit_until_accepted(client, submit(server, board, 9, user_id=users[2]))
+        assert after.applied
+        retried = await submit_until_accepted(client, unknown)  # the same request_id again
+        assert retried.submission.score == 7
+
+    assert await history_rows(stack, board) == 3  # 5, 7 once, 9; the failed 1 never stored
+    assert (await rank_of(admin, board, users[1])).entry.score == 7  # applied once
