@@ -6,12 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit, urlunsplit
 
+import grpc
+
+from leaderboard.client import Client
+from leaderboard.runtime.config import Settings
 from leaderboard.runtime.embedded import free_port
 
 
+def single_attempt_client(settings: Settings, service: str, token: str | None) -> Client:
+    """A client whose calls to `service` are tried once: what the service answers is what
+    the test sees (the usual client retries UNAVAILABLE, which would hide it)."""
+    channel = grpc.aio.insecure_channel(settings.target(service), options=[("grpc.enable_retries", 0)])
+    return Client(Client.from_settings(settings).targets, settings.rpc_timeout_seconds, token, {service: channel})
+
+
+def via(url: str, link: FaultyLink) -> str:
+    """`url` with its host and port replaced by the link's."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{link.port}"))
+
+
 class FaultyLink:
-    """Forwards 127.0.0.1:<port> to host:port until told otherwise.
+    """Forwards 127.0.0.1:<port> to the server of a URL until told otherwise.
 
     - cut(): drops every open connection and refuses new ones (a crashed server).
     - stall(): connections stay open but carry nothing, new ones included (a hung
@@ -19,8 +38,10 @@ class FaultyLink:
     - heal(): back to forwarding; connections opened before stay dead.
     """
 
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None, url
+        self._target = (parts.hostname, parts.port)
         self.port = free_port()
         self._mode = "pass"
         self._flowing = asyncio.Event()

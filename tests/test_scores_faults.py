@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
@@ -22,32 +21,26 @@ from leaderboard.runtime.server import start_service
 from leaderboard.v1 import common_pb2, scores_pb2
 from tests.accounts import Account, new_admin, new_game_server
 from tests.conftest import Stack
-from tests.faults import FaultyLink
+from tests.faults import FaultyLink, single_attempt_client, via
 from tests.test_scores import history_rows, make_board, rank_of, submit
 
 
 @asynccontextmanager
 async def scores_behind(stack: Stack, token: str) -> AsyncIterator[tuple[FaultyLink, Client]]:
     """A ScoreService of the test's own whose PostgreSQL connections pass a FaultyLink."""
-    url = urlsplit(stack.settings.postgres_url)
-    assert url.hostname is not None and url.port is not None
-    link = FaultyLink(url.hostname, url.port)
+    link = FaultyLink(stack.settings.postgres_url)
     await link.start()
-    netloc = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
-    proxied = urlunsplit(url._replace(netloc=f"{netloc}127.0.0.1:{link.port}"))
     settings = dataclasses.replace(
-        stack.settings, postgres_url=proxied, scores_port=free_port(), db_timeout_seconds=2.0
+        stack.settings,
+        postgres_url=via(stack.settings.postgres_url, link),
+        scores_port=free_port(),
+        db_timeout_seconds=2.0,
     )
     service = await start_service("scores", settings)
-    client = Client.from_settings(settings, token=token)
-    # One attempt per call, so what the service answers is what the test sees (the
-    # client's own retries of UNAVAILABLE would hide it).
-    channel = grpc.aio.insecure_channel(settings.target("scores"), options=[("grpc.enable_retries", 0)])
-    direct = Client(client.targets, client.timeout_seconds, token, {"scores": channel})
+    client = single_attempt_client(settings, "scores", token)
     try:
-        yield link, direct
+        yield link, client
     finally:
-        await direct.close()
         await client.close()
         await service.stop(grace=0.1)
         await link.stop()

@@ -153,6 +153,12 @@ class Settings:
         parse=_positive_float,
     )
     redis_max_connections: int = _setting(64, "Redis connection pool size per process.", parse=_positive_int)
+    redis_timeout_seconds: float = _setting(
+        5.0,
+        "How long connecting to Redis, or one of its commands, may take before the call fails "
+        "UNAVAILABLE and the connection is dropped (a hung or unreachable Redis).",
+        parse=_positive_float,
+    )
     jwt_issuer: str = _setting("leaderboard-auth", "`iss` claim of access tokens.")
     jwt_audience: str = _setting("leaderboard", "`aud` claim of access tokens.")
     access_token_ttl_seconds: int = _setting(900, "Access token lifetime.", parse=_positive_int)

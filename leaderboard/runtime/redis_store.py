@@ -14,13 +14,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("leaderboard.redis")
 
 
-def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
+def create_redis(url: str, *, max_connections: int = 64, timeout_seconds: float = 5.0) -> aioredis.Redis:
     client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         max_connections=max_connections,
         decode_responses=False,
         health_check_interval=30,
         socket_keepalive=True,
+        # A Redis that accepts and never answers must fail the call, not hold it: on a
+        # timeout redis-py drops the connection (the reply may still be on its way).
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
     )
     return client
 

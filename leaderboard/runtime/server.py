@@ -84,7 +84,11 @@ class Runtime:
         if self._redis is None:
             if not self.settings.redis_url:
                 raise RuntimeError("LEADERBOARD_REDIS_URL is not set")
-            self._redis = create_redis(self.settings.redis_url, max_connections=self.settings.redis_max_connections)
+            self._redis = create_redis(
+                self.settings.redis_url,
+                max_connections=self.settings.redis_max_connections,
+                timeout_seconds=self.settings.redis_timeout_seconds,
+            )
         return self._redis
 
     @property

@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leaderboard.runtime.errors import Unavailable
 from leaderboard.runtime.ids import hyphenated
@@ -270,7 +271,7 @@ class RankStore:
                 return await self._eval(script, board_id, args)
         except ResponseError as exc:
             raise _mapped(exc) from None
-        except RedisConnectionError as exc:
+        except _DOWN as exc:
             raise _unavailable(exc) from None
 
     async def _many(self, calls: Sequence[Call]) -> list[Any]:
@@ -293,12 +294,12 @@ class RankStore:
                     await self._redis.script_load(script.source)
                 for i, result in zip(missing, await self._many([calls[i] for i in missing]), strict=True):
                     results[i] = result
-        except RedisConnectionError as exc:
+        except _DOWN as exc:
             raise _unavailable(exc) from None
         for result in results:
             if isinstance(result, ResponseError):
                 raise _mapped(result)
-            if isinstance(result, RedisConnectionError):
+            if isinstance(result, _DOWN):
                 raise _unavailable(result)
             if isinstance(result, BaseException):
                 raise result
@@ -512,6 +513,10 @@ def _rows(raw: Sequence[Any], start: int, count: int) -> list[RawRow]:
     end = start + 4 * count
     columns = (raw[start + 1 : end : 4], raw[start + 2 : end : 4], raw[start + 3 : end : 4])
     return list(zip(map(int, raw[start:end:4]), *columns, strict=True))
+
+
+# Redis is unreachable, or hung (a call outlived the socket timeout).
+_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 def _unavailable(exc: Exception) -> Unavailable:

@@ -8,8 +8,10 @@ one event-loop turn go out together) on a single connection, and a hiredis
 reader hands replies back in order. Each script is still atomic in Redis; only
 the client's bookkeeping changes.
 
-Connection settings come from the redis-py client (same URL, password, db).
-A lost connection fails the calls in flight and is reopened by the next call.
+Connection settings come from the redis-py client (same URL, password, db,
+socket timeouts). A lost connection fails the calls in flight and is reopened by
+the next call; so is one whose oldest call has waited longer than the socket
+timeout (a hung server), its calls failing with TimeoutError.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def _reply_error(message: str) -> ResponseError:
@@ -39,12 +42,16 @@ def _pack(args: Sequence[Any]) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None) -> None:
         self.reader = hiredis.Reader(replyError=_reply_error)
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.sent_at: collections.deque[float] = collections.deque()  # of each pending call
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._buffer: list[bytes] = []
+        self._timeout = timeout
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; both have write().
@@ -56,6 +63,26 @@ class _Protocol(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
         self._buffer.append(packed)
         self.pending.append(future)
+        if self._timeout is not None:
+            loop = asyncio.get_running_loop()
+            self.sent_at.append(loop.time())
+            if self._watchdog is None:
+                self._watchdog = loop.call_later(self._timeout, self._check)
+
+    def _check(self) -> None:
+        """Replies come in order: if the oldest pending call waited too long, the server
+        is not answering, and the connection is dropped with everything on it."""
+        self._watchdog = None
+        if not self.sent_at or self.closed or self._timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.sent_at[0] + self._timeout
+        if loop.time() < due:
+            self._watchdog = loop.call_at(due, self._check)
+            return
+        self._timed_out = True
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost fails the pending calls
 
     def _flush(self) -> None:
         data, self._buffer = b"".join(self._buffer), []
@@ -69,6 +96,8 @@ class _Protocol(asyncio.Protocol):
             if reply is False:
                 return
             future = self.pending.popleft()
+            if self.sent_at:
+                self.sent_at.popleft()
             if future.done():
                 continue  # its caller went away (deadline, cancellation)
             if isinstance(reply, ResponseError):
@@ -78,9 +107,16 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.sent_at.clear()
         while self.pending:
             future = self.pending.popleft()
-            if not future.done():
+            if future.done():
+                continue
+            if self._timed_out:
+                future.set_exception(RedisTimeoutError(f"Redis did not answer within {self._timeout:g} s"))
+            else:
                 future.set_exception(RedisConnectionError(f"Redis connection lost: {exc or 'closed'}"))
 
 
@@ -94,15 +130,22 @@ class ScriptChannel:
         self.supported = self._unix or pool.connection_class.__name__ == "Connection"
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
+        self._timeout: float | None = self._kwargs.get("socket_timeout")
+        self._connect_timeout: float | None = self._kwargs.get("socket_connect_timeout") or self._timeout
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        if self._unix:
-            _, protocol = await loop.create_unix_connection(_Protocol, self._kwargs["path"])
-        else:
-            _, protocol = await loop.create_connection(
-                _Protocol, self._kwargs.get("host", "localhost"), int(self._kwargs.get("port", 6379))
-            )
+
+        def make() -> _Protocol:
+            return _Protocol(self._timeout)
+
+        async with asyncio.timeout(self._connect_timeout):
+            if self._unix:
+                _, protocol = await loop.create_unix_connection(make, self._kwargs["path"])
+            else:
+                _, protocol = await loop.create_connection(
+                    make, self._kwargs.get("host", "localhost"), int(self._kwargs.get("port", 6379))
+                )
         setup: list[list[Any]] = []
         if self._kwargs.get("password"):
             user = self._kwargs.get("username")
@@ -133,8 +176,8 @@ class ScriptChannel:
             if self._protocol is None or self._protocol.closed:
                 try:
                     self._protocol = await self._connect()
-                except OSError as exc:
-                    raise RedisConnectionError(f"cannot connect to Redis: {exc}") from None
+                except (OSError, TimeoutError) as exc:
+                    raise RedisConnectionError(f"cannot connect to Redis: {exc or 'no answer'}") from None
             return self._protocol
 
     def _send(self, protocol: _Protocol, args: Sequence[Any]) -> asyncio.Future[Any]:
