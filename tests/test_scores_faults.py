@@ -16,9 +16,12 @@ import grpc
 import pytest
 
 from leaderboard.client import Client, error_details
+from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.embedded import free_port
+from leaderboard.runtime.errors import Unavailable
 from leaderboard.runtime.server import start_service
 from leaderboard.v1 import common_pb2, scores_pb2
+from services.scores.score_store import ScoreStore
 from tests.accounts import Account, new_admin, new_game_server
 from tests.conftest import Stack
 from tests.faults import FaultyLink, single_attempt_client, via
@@ -97,3 +100,28 @@ async def test_database_outage_gives_unavailable_and_loses_nothing(stack: Stack,
 
     assert await history_rows(stack, board) == 3  # 5, 7 once, 9; the failed 1 never stored
     assert (await rank_of(admin, board, users[1])).entry.score == 7  # applied once
+
+
+async def test_relay_claims_give_up_on_a_hung_database(stack: Stack) -> None:
+    # The outbox relay holds a transaction across its ApplyScores call: each of its
+    # statements is bounded too, so a hung database cannot pin the relay (and its lock).
+    link = FaultyLink(stack.settings.postgres_url)
+    await link.start()
+    engine = create_engine(via(stack.settings.postgres_url, link), pool_size=1)
+    store = ScoreStore(engine, timeout_seconds=1.0)
+    try:
+        claim, _ = await store.claim_pending(0.0, 10)
+        if claim is not None:
+            await store.abandon_claim(claim)
+        link.stall()
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            await store.claim_pending(0.0, 10)
+        assert time.monotonic() - started < 5
+        link.heal()
+        claim, _ = await store.claim_pending(0.0, 10)
+        if claim is not None:
+            await store.abandon_claim(claim)
+    finally:
+        await engine.dispose()
+        await link.stop()

@@ -192,36 +192,41 @@ class ScoreStore:
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection for work that must end within the timeout. Past it the
-        connection's socket is shut down, so what waits on it fails at once, and the caller
-        gets Unavailable; whether a write committed is then unknown, which idempotent
-        retries resolve. (Cancelling instead would leave psycopg waiting up to 10 s more
-        for the hung server to acknowledge a cancel request.)"""
-        async with self._autocommit.connect() as conn:  # connecting is bounded by connect_timeout
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            severed = False
+        """An autocommit connection for work that must end within the timeout."""
+        async with self._autocommit.connect() as conn, self._deadline(conn):  # connecting: connect_timeout
+            yield conn
 
-            def sever() -> None:
-                nonlocal severed
-                severed = True
-                _shut_down(driver.pgconn.socket)
+    @contextlib.asynccontextmanager
+    async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """Work on `conn` that must end within the timeout. Past it the connection's socket
+        is shut down, so what waits on it fails at once, the connection is dropped and the
+        caller gets Unavailable; whether a write committed is then unknown, which
+        idempotent retries resolve. (Cancelling instead would leave psycopg waiting up to
+        10 s more for the hung server to acknowledge a cancel request.)"""
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        severed = False
 
-            timer = asyncio.get_running_loop().call_later(self._timeout, sever)
-            try:
-                yield conn
-                if severed:  # just after the work ended: the connection is no use now
-                    await conn.invalidate()
-            except Exception as exc:
-                if not severed:
-                    raise
+        def sever() -> None:
+            nonlocal severed
+            severed = True
+            _shut_down(driver.pgconn.socket)
+
+        timer = asyncio.get_running_loop().call_later(self._timeout, sever)
+        try:
+            yield
+            if severed:  # just after the work ended: the connection is no use now
                 await conn.invalidate()
-                raise Unavailable(
-                    f"the score database did not answer within {self._timeout:g} s", reason="DATABASE_UNAVAILABLE"
-                ) from exc
-            finally:
-                timer.cancel()
+        except Exception as exc:
+            if not severed:
+                raise
+            await conn.invalidate()
+            raise Unavailable(
+                f"the score database did not answer within {self._timeout:g} s", reason="DATABASE_UNAVAILABLE"
+            ) from exc
+        finally:
+            timer.cancel()
 
     async def insert_batch(
         self,
@@ -413,50 +418,60 @@ class ScoreStore:
         conn = await self._engine.connect()
         trans = await conn.begin()
         try:
-            locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(727274001)"))).scalar()
-            if not locked:
-                await trans.rollback()
-                await conn.close()
-                return None, []
-            heads = (
-                await conn.execute(
-                    text(
-                        "SELECT id, attempts, cardinality(event_ids) FROM scores.outbox "
-                        "WHERE created_at < now() - make_interval(secs => :min_age) ORDER BY id LIMIT :limit"
-                    ),
-                    {"min_age": min_age_seconds, "limit": max(1, limit)},
-                )
-            ).all()
-            chosen: dict[int, int] = {}
-            total = 0
-            for batch_id, attempts, size in heads:
-                if chosen and total + int(size) > limit:
-                    break
-                chosen[int(batch_id)] = int(attempts)
-                total += int(size)
-            events: dict[int, list[PendingEvent]] = {batch_id: [] for batch_id in chosen}
-            if chosen:
-                rows = await conn.execute(
-                    text(
-                        """
-                        SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, e.user_id, e.score,
-                               e.display_name
-                        FROM scores.outbox o
-                        CROSS JOIN LATERAL unnest(o.event_ids) WITH ORDINALITY AS k(event_id, n)
-                        JOIN scores.score_events e ON e.id = k.event_id
-                        WHERE o.id = ANY(CAST(:ids AS bigint[]))
-                        ORDER BY o.id, k.n
-                        """
-                    ),
-                    {"ids": list(chosen)},
-                )
-                for r in rows:
-                    events[int(r[0])].append(PendingEvent(r[1], r[2], r[3], r[4], int(r[5]), r[6]))
+            async with self._deadline(conn):
+                batches = await self._claim(conn, min_age_seconds, limit)
+                if batches is None:  # another relay holds the lock
+                    await trans.rollback()
         except BaseException:
-            await trans.rollback()
+            with contextlib.suppress(Exception):
+                await trans.rollback()
             await conn.close()
             raise
-        return Claim(conn, trans), [PendingBatch(b, chosen[b], events[b]) for b in chosen]
+        if batches is None:
+            await conn.close()
+            return None, []
+        return Claim(conn, trans), batches
+
+    @staticmethod
+    async def _claim(conn: AsyncConnection, min_age_seconds: float, limit: int) -> list[PendingBatch] | None:
+        locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(727274001)"))).scalar()
+        if not locked:
+            return None
+        heads = (
+            await conn.execute(
+                text(
+                    "SELECT id, attempts, cardinality(event_ids) FROM scores.outbox "
+                    "WHERE created_at < now() - make_interval(secs => :min_age) ORDER BY id LIMIT :limit"
+                ),
+                {"min_age": min_age_seconds, "limit": max(1, limit)},
+            )
+        ).all()
+        chosen: dict[int, int] = {}
+        total = 0
+        for batch_id, attempts, size in heads:
+            if chosen and total + int(size) > limit:
+                break
+            chosen[int(batch_id)] = int(attempts)
+            total += int(size)
+        events: dict[int, list[PendingEvent]] = {batch_id: [] for batch_id in chosen}
+        if chosen:
+            rows = await conn.execute(
+                text(
+                    """
+                    SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, e.user_id, e.score,
+                           e.display_name
+                    FROM scores.outbox o
+                    CROSS JOIN LATERAL unnest(o.event_ids) WITH ORDINALITY AS k(event_id, n)
+                    JOIN scores.score_events e ON e.id = k.event_id
+                    WHERE o.id = ANY(CAST(:ids AS bigint[]))
+                    ORDER BY o.id, k.n
+                    """
+                ),
+                {"ids": list(chosen)},
+            )
+            for r in rows:
+                events[int(r[0])].append(PendingEvent(r[1], r[2], r[3], r[4], int(r[5]), r[6]))
+        return [PendingBatch(b, chosen[b], events[b]) for b in chosen]
 
     async def finish_claim(
         self,
@@ -470,38 +485,50 @@ class ScoreStore:
         only their undelivered events (attempts + 1), parked events are set aside."""
         conn, trans = claim.conn, claim.trans
         try:
-            if delivered:
-                await conn.execute(
-                    text("DELETE FROM scores.outbox WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": list(delivered)}
-                )
-            for batch in undelivered:
-                await conn.execute(
-                    text(
-                        "UPDATE scores.outbox SET event_ids = CAST(:events AS uuid[]), attempts = attempts + 1, "
-                        "last_error = :e WHERE id = :id"
-                    ),
-                    {"events": batch.event_ids, "e": batch.error[:500], "id": batch.batch_id},
-                )
-            for item in parked:
-                await conn.execute(
-                    text(
-                        "INSERT INTO scores.parked_events (event_id, created_at, attempts, last_error) "
-                        "VALUES (CAST(:id AS uuid), :created, :attempts, :e) ON CONFLICT DO NOTHING"
-                    ),
-                    {
-                        "id": item.event.event_id,
-                        "created": item.event.created_at,
-                        "attempts": item.attempts,
-                        "e": item.error[:500],
-                    },
-                )
-            await trans.commit()
+            async with self._deadline(conn):
+                await self._finish(conn, trans, delivered, undelivered, parked)
         finally:
             await conn.close()
 
+    @staticmethod
+    async def _finish(
+        conn: AsyncConnection,
+        trans: AsyncTransaction,
+        delivered: Sequence[int],
+        undelivered: Sequence[Undelivered],
+        parked: Sequence[Parked],
+    ) -> None:
+        if delivered:
+            await conn.execute(
+                text("DELETE FROM scores.outbox WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": list(delivered)}
+            )
+        for batch in undelivered:
+            await conn.execute(
+                text(
+                    "UPDATE scores.outbox SET event_ids = CAST(:events AS uuid[]), attempts = attempts + 1, "
+                    "last_error = :e WHERE id = :id"
+                ),
+                {"events": batch.event_ids, "e": batch.error[:500], "id": batch.batch_id},
+            )
+        for item in parked:
+            await conn.execute(
+                text(
+                    "INSERT INTO scores.parked_events (event_id, created_at, attempts, last_error) "
+                    "VALUES (CAST(:id AS uuid), :created, :attempts, :e) ON CONFLICT DO NOTHING"
+                ),
+                {
+                    "id": item.event.event_id,
+                    "created": item.event.created_at,
+                    "attempts": item.attempts,
+                    "e": item.error[:500],
+                },
+            )
+        await trans.commit()
+
     async def abandon_claim(self, claim: Claim) -> None:
         try:
-            await claim.trans.rollback()
+            async with self._deadline(claim.conn):
+                await claim.trans.rollback()
         finally:
             await claim.conn.close()
 
