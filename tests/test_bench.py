@@ -25,6 +25,7 @@ from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
 from leaderboard.bench.scenarios.echo import EchoCall
 from leaderboard.bench.scenarios.redis import RedisScenario
 from leaderboard.bench.stats import median_run, percentile, summarize
+from leaderboard.bench.steal import cpu_ticks, steal_percent
 from leaderboard.cli.bench import is_loopback, remote_targets
 from leaderboard.cli.main import main
 from leaderboard.runtime.config import Settings, load_settings
@@ -184,6 +185,16 @@ def test_echo_scenario_writes_json(tmp_path: Path) -> None:
     assert {"requests_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "errors"} <= set(summary)
     assert summary["requests"] > 0
     assert summary["errors"] == {}
+    # Linux says how much CPU time other guests took meanwhile (a share, in percent).
+    assert result["steal_percent"] is None or 0 <= result["steal_percent"] <= 100
+
+
+def test_steal_share_between_readings() -> None:
+    assert steal_percent((10, 1000), (60, 2000)) == 5.0
+    assert steal_percent(None, (60, 2000)) is None
+    assert steal_percent((10, 1000), (10, 1000)) is None  # no time passed
+    ticks = cpu_ticks()
+    assert ticks is None or 0 <= ticks[0] <= ticks[1]
 
 
 async def test_load_from_two_processes_is_merged() -> None:

@@ -9,7 +9,7 @@ A scenario whose RPC answers UNIMPLEMENTED yields a "not implemented yet" row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from leaderboard.bench.availability import NotImplementedYet
@@ -19,6 +19,7 @@ from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
 from leaderboard.bench.scenarios.echo import EchoScenario
 from leaderboard.bench.scenarios.redis import PIPELINE_DEPTH, RedisScenario
 from leaderboard.bench.stats import Summary, median_run
+from leaderboard.bench.steal import cpu_ticks, steal_percent
 
 log = logging.getLogger("leaderboard.bench")
 
@@ -95,7 +96,7 @@ class Driver:
         for concurrency in concurrencies:
             params = Params(concurrency, players, processes)
             try:
-                runs = [await scenario.measure(self.ctx, params) for _ in range(self.plan.repeat)]
+                runs = [await self._timed(scenario.measure(self.ctx, params)) for _ in range(self.plan.repeat)]
             except NotImplementedYet as exc:
                 self._add(stub(NOT_IMPLEMENTED, str(exc), concurrency))
                 return  # other concurrencies would say the same
@@ -140,9 +141,20 @@ class Driver:
                     summary=best,
                     runs_per_s=[s.items_per_s for s in summaries],
                     notes=(notes if label == labels[0] else []) + chosen.notes,
+                    steal_percent=chosen.steal_percent,
                 )
             )
         return rows
+
+    @staticmethod
+    async def _timed(measuring: Awaitable[list[Measured]]) -> list[Measured]:
+        """A run's figures, each with the share of CPU time stolen from the machine meanwhile."""
+        before = cpu_ticks()
+        measured = await measuring
+        stolen = steal_percent(before, cpu_ticks())
+        for m in measured:
+            m.steal_percent = stolen
+        return measured
 
     async def _attach_baseline(self, kind: str, params: Params, rows: list[Row]) -> None:
         try:
@@ -161,7 +173,7 @@ class Driver:
             if key not in self._baselines:
                 echo = self.scenario("echo")
                 assert isinstance(echo, EchoScenario)
-                runs = [await echo.measure(self.ctx, params) for _ in range(self.plan.repeat)]
+                runs = [await self._timed(echo.measure(self.ctx, params)) for _ in range(self.plan.repeat)]
                 rows = self._median_rows(echo, params, runs, [])
                 for row in rows:
                     row.notes.append("measured as a baseline")
@@ -175,7 +187,10 @@ class Driver:
                 redis = self.scenario("redis")
                 assert isinstance(redis, RedisScenario)
                 at = Params(redis.default_concurrency[0], params.players, params.processes)
-                runs = [[await redis.measure_depth(self.ctx, at, PIPELINE_DEPTH)] for _ in range(self.plan.repeat)]
+                runs = [
+                    await self._timed(_one(redis.measure_depth(self.ctx, at, PIPELINE_DEPTH)))
+                    for _ in range(self.plan.repeat)
+                ]
                 rows = self._median_rows(redis, at, runs, [])
                 for row in rows:
                     row.notes.append("measured as a baseline")
@@ -184,3 +199,7 @@ class Driver:
                 self._baselines[key] = rows[0].summary
             return self._baselines[key], f"redis x{PIPELINE_DEPTH}"
         raise ValueError(f"unknown baseline {kind!r}")
+
+
+async def _one(measuring: Awaitable[Measured]) -> list[Measured]:
+    return [await measuring]

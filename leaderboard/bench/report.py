@@ -47,6 +47,7 @@ class Row:
     baseline_summary: Summary | None = None
     detail: str = ""
     notes: list[str] = field(default_factory=list)
+    steal_percent: float | None = None  # during the median run
 
     @property
     def throughput_ratio(self) -> float | None:
@@ -78,6 +79,7 @@ class Row:
             "baseline": self.baseline,
             "baseline_summary": self.baseline_summary.to_json() if self.baseline_summary else None,
             "ratio": {"throughput": self.throughput_ratio, "p99": self.p99_ratio},
+            "steal_percent": self.steal_percent,
             "notes": self.notes,
         }
 
@@ -106,6 +108,7 @@ def table(rows: list[Row], title: str) -> Table:
     for name in ("scenario", "conc", "players", "req/s", "items/s", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         out.add_column(name, justify="left" if name == "scenario" else "right")
     out.add_column("errors")
+    out.add_column("steal", justify="right")
     out.add_column("vs baseline")
     for row in rows:
         players = f"{row.players:,}" if row.players is not None else ""
@@ -113,7 +116,7 @@ def table(rows: list[Row], title: str) -> Table:
         s = row.summary
         if row.status != OK or s is None:
             style = "yellow" if row.status == NOT_IMPLEMENTED else "red"
-            out.add_row(row.label, conc, players, f"[{style}]{row.status}[/{style}]", *[""] * 7)
+            out.add_row(row.label, conc, players, f"[{style}]{row.status}[/{style}]", *[""] * 8)
             continue
         items = f"{s.items_per_s:,.0f} {row.unit}" if row.unit != "req" else ""
         out.add_row(
@@ -127,6 +130,7 @@ def table(rows: list[Row], title: str) -> Table:
             _ms(s.p99_ms),
             _ms(s.max_ms),
             _errors(s),
+            f"{row.steal_percent:.0f}%" if row.steal_percent is not None else "",
             ratio_text(row),
         )
     return out

@@ -26,6 +26,7 @@ class Measured:
     recording: Recording
     unit: str = "req"
     notes: list[str] = field(default_factory=list)
+    steal_percent: float | None = None  # of the machine's CPU time during the run (steal.py)
 
 
 class Scenario:
