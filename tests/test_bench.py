@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from array import array
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 import pytest
@@ -20,7 +22,7 @@ from leaderboard.bench.context import BenchContext, Options
 from leaderboard.bench.driver import Driver, Plan
 from leaderboard.bench.echo_server import EchoServerProcess
 from leaderboard.bench.report import NOT_IMPLEMENTED, OK
-from leaderboard.bench.runner import Bounds, Workload, WorkloadSpec, closed_loop, run_load
+from leaderboard.bench.runner import Bounds, Recording, Workload, WorkloadSpec, closed_loop, run_load
 from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
 from leaderboard.bench.scenarios.echo import EchoCall
 from leaderboard.bench.scenarios.redis import RedisScenario
@@ -163,6 +165,45 @@ async def test_unimplemented_is_reported_not_measured(monkeypatch: pytest.Monkey
                 await require("AuthService.Login", login(b""))
     finally:
         await ctx.close()
+
+
+class Logged(Scenario):
+    """Measures nothing: records that it ran, with a throughput of its own."""
+
+    log: ClassVar[list[str]] = []
+    rate: ClassVar[float] = 100.0
+
+    async def measure(self, ctx: BenchContext, params: Params) -> list[Measured]:
+        self.log.append(self.name)
+        recording = Recording(latencies=array("d", [0.01] * int(self.rate)), items=int(self.rate), elapsed_s=1.0)
+        return [Measured(self.name, recording)]
+
+
+class LoggedEcho(Logged):
+    name = "echo"
+    rate = 400.0
+
+
+class Paired(Logged):
+    name = "paired"
+    baseline = "echo"
+
+
+async def test_echo_baseline_runs_interleave_with_the_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each run of the scenario is followed by an echo run: a pair shares the machine's
+    # conditions of that minute, which drift on a shared VM.
+    monkeypatch.setitem(SCENARIOS, "echo", LoggedEcho)
+    monkeypatch.setitem(SCENARIOS, "paired", Paired)
+    Logged.log.clear()
+    ctx = bench_context(load_settings({}))
+    try:
+        rows = await Driver(ctx, Plan(scenarios=["paired"], concurrency=[8], repeat=3)).run()
+    finally:
+        await ctx.close()
+    assert Logged.log == ["paired", "echo"] * 3
+    echo, paired = rows
+    assert echo.scenario == "echo" and "paired's baseline" in echo.notes[0]
+    assert paired.baseline == "echo" and paired.throughput_ratio == pytest.approx(0.25)
 
 
 # --- echo, end to end ------------------------------------------------------------------------

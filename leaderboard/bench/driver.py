@@ -16,7 +16,6 @@ from leaderboard.bench.availability import NotImplementedYet
 from leaderboard.bench.context import BenchContext
 from leaderboard.bench.report import FAILED, NOT_IMPLEMENTED, OK, Row
 from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
-from leaderboard.bench.scenarios.echo import EchoScenario
 from leaderboard.bench.scenarios.redis import PIPELINE_DEPTH, RedisScenario
 from leaderboard.bench.stats import Summary, median_run
 from leaderboard.bench.steal import cpu_ticks, steal_percent
@@ -96,7 +95,7 @@ class Driver:
         for concurrency in concurrencies:
             params = Params(concurrency, players, processes)
             try:
-                runs = [await self._timed(scenario.measure(self.ctx, params)) for _ in range(self.plan.repeat)]
+                runs, echo_runs = await self._measure(scenario, params)
             except NotImplementedYet as exc:
                 self._add(stub(NOT_IMPLEMENTED, str(exc), concurrency))
                 return  # other concurrencies would say the same
@@ -105,15 +104,13 @@ class Driver:
                 self._add(stub(FAILED, f"{type(exc).__name__}: {exc}", concurrency))
                 continue
             rows = self._median_rows(scenario, params, runs, notes)
-            if scenario.name == "echo":
-                for row in rows:
-                    assert row.summary is not None
-                    self._baselines[("echo", concurrency, processes)] = row.summary
             if scenario.name == "redis":
                 for row in rows:
                     if row.label.endswith(f"x{PIPELINE_DEPTH}") and row.summary is not None:
                         self._baselines.setdefault(("redis", 0, 0), row.summary)
-            if scenario.baseline is not None:
+            if echo_runs:
+                self._attach_echo(scenario, params, echo_runs, rows)
+            elif scenario.baseline is not None:
                 await self._attach_baseline(scenario.baseline, params, rows)
             for row in rows:
                 self._add(row)
@@ -146,6 +143,31 @@ class Driver:
             )
         return rows
 
+    async def _measure(self, scenario: Scenario, params: Params) -> tuple[list[list[Measured]], list[list[Measured]]]:
+        """The scenario's runs and, when echo is its baseline, an echo run right after each
+        one: a pair shares the machine of that minute (on a shared VM the CPU time other
+        guests take drifts by tens of percent), so their ratio holds where separate
+        series of runs would not."""
+        echo = self.scenario("echo") if scenario.baseline == "echo" else None
+        runs: list[list[Measured]] = []
+        echo_runs: list[list[Measured]] = []
+        for _ in range(self.plan.repeat):
+            runs.append(await self._timed(scenario.measure(self.ctx, params)))
+            if echo is not None:
+                echo_runs.append(await self._timed(echo.measure(self.ctx, params)))
+        return runs, echo_runs
+
+    def _attach_echo(
+        self, scenario: Scenario, params: Params, echo_runs: list[list[Measured]], rows: list[Row]
+    ) -> None:
+        echo_rows = self._median_rows(self.scenario("echo"), params, echo_runs, [])
+        for row in echo_rows:
+            row.notes.append(f"{scenario.name}'s baseline: each run right after one of {scenario.name}'s")
+            self._add(row)
+        for row in rows:
+            row.baseline = "echo"
+            row.baseline_summary = echo_rows[0].summary
+
     @staticmethod
     async def _timed(measuring: Awaitable[list[Measured]]) -> list[Measured]:
         """A run's figures, each with the share of CPU time stolen from the machine meanwhile."""
@@ -168,19 +190,6 @@ class Driver:
             row.baseline_summary = summary
 
     async def _baseline(self, kind: str, params: Params) -> tuple[Summary, str]:
-        if kind == "echo":
-            key = ("echo", params.concurrency, params.processes)
-            if key not in self._baselines:
-                echo = self.scenario("echo")
-                assert isinstance(echo, EchoScenario)
-                runs = [await self._timed(echo.measure(self.ctx, params)) for _ in range(self.plan.repeat)]
-                rows = self._median_rows(echo, params, runs, [])
-                for row in rows:
-                    row.notes.append("measured as a baseline")
-                    self._add(row)
-                assert rows[0].summary is not None
-                self._baselines[key] = rows[0].summary
-            return self._baselines[key], "echo"
         if kind == "redis":
             key = ("redis", 0, 0)
             if key not in self._baselines:

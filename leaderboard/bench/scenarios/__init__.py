@@ -1,4 +1,5 @@
-"""The scenarios, in the order `leaderboard bench all` runs them (baselines first)."""
+"""The scenarios, in the order `leaderboard bench all` runs them (the Redis baseline first;
+echo runs beside each scenario it is the baseline of, see driver.py)."""
 
 from __future__ import annotations
 
