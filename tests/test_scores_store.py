@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -281,3 +282,29 @@ def test_batch_outbox_migration_keeps_pending_and_parked_events(settings: Settin
                 "SELECT CAST(event_id AS text), parked_at IS NOT NULL FROM scores.outbox ORDER BY id"
             ).fetchall()
             assert rows == [*((e, False) for e in pending), (parked, True)]
+
+
+async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) -> None:
+    # Creating a partition locks score_events; queued behind a long transaction it would
+    # make every insert queue behind it. It gives up after its lock timeout instead, and
+    # creates the month on a later try.
+    engine = create_engine(settings.postgres_url, pool_size=2)
+    store = ScoreStore(engine, timeout_seconds=2.0)
+    month = datetime(2031, 6, 15, tzinfo=UTC)
+    exists = text("SELECT to_regclass('scores.score_events_y2031m06') IS NOT NULL")
+    try:
+        async with engine.connect() as reader:
+            await reader.execute(text("SELECT count(*) FROM scores.score_events"))  # holds its lock
+            started = time.monotonic()
+            await store.ensure_partitions(month, months_ahead=0)
+            assert time.monotonic() - started < 10
+            async with engine.connect() as conn:
+                assert not (await conn.execute(exists)).scalar()
+            # Nothing of the DDL is left in the lock queue: ingest goes on meanwhile.
+            written = await store.insert_batch([make(f"b-{uuid.uuid4().hex[:8]}", "u5", 1)])
+            assert written.batch_id is not None
+        await store.ensure_partitions(month, months_ahead=0)
+        async with engine.connect() as conn:
+            assert (await conn.execute(exists)).scalar()
+    finally:
+        await engine.dispose()

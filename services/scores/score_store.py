@@ -543,7 +543,10 @@ class ScoreStore:
             end = datetime(ny, nm + 1, 1, tzinfo=UTC)
             name = f"score_events_y{y:04d}m{m:02d}"
             try:
-                async with self._connect() as conn:
+                async with self._engine.begin() as conn, self._deadline(conn):
+                    # The DDL locks score_events: if it has to queue behind a long query,
+                    # give up (and retry in a few hours) rather than make ingest queue behind it.
+                    await conn.execute(text(f"SET LOCAL lock_timeout = '{max(1, int(self._timeout / 2))}s'"))
                     await conn.execute(
                         text(
                             f"CREATE TABLE IF NOT EXISTS scores.{name} PARTITION OF scores.score_events "
@@ -551,5 +554,8 @@ class ScoreStore:
                         )
                     )
             except DBAPIError as exc:
-                # Another replica raced us, or rows for that month sit in the default partition.
+                # Another replica raced us, rows for that month sit in the default partition,
+                # or the lock did not come in time.
                 log.warning("could not create partition %s: %s", name, exc.orig)
+            except Unavailable as exc:
+                log.warning("could not create partition %s: %s", name, exc.message)
