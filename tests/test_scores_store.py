@@ -308,3 +308,35 @@ async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) 
             assert (await conn.execute(exists)).scalar()
     finally:
         await engine.dispose()
+
+
+async def test_expired_request_ids_are_forgotten_and_history_kept(store: ScoreStore, settings: Settings) -> None:
+    board = f"b-{uuid.uuid4().hex[:8]}"
+    old, recent = make(board, "u6", 1), make(board, "u7", 2)
+    old.created_at = now_ms() - timedelta(days=10)
+    first = await store.insert_batch([old])
+    assert first.batch_id is not None
+    second = await store.insert_batch([recent], answers=[(first.batch_id, stored_answers.pack([b"first answer"]))])
+    assert second.batch_id is not None
+    engine = create_engine(settings.postgres_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:  # the old batch's answers stored ten days ago too
+            await conn.execute(
+                text("UPDATE scores.batch_answers SET created_at = now() - interval '10 days' WHERE batch_id = :b"),
+                {"b": first.batch_id},
+            )
+        assert await store.purge_requests(now_ms() - timedelta(days=7), chunk=1) >= 1
+        assert set(await store.existing_requests([old.key, recent.key])) == {recent.key}
+        async with engine.connect() as conn:
+            left = (
+                await conn.execute(
+                    text("SELECT batch_id FROM scores.batch_answers WHERE batch_id = :b"), {"b": first.batch_id}
+                )
+            ).all()
+        assert not left
+    finally:
+        await engine.dispose()
+    # The same request id once more is a new submission; the history keeps both.
+    again = make(board, "u6", 1, request_id=old.request_id)
+    assert not (await store.insert_batch([again])).already_stored
+    assert len(await store.board_events(board, None, 10)) == 3

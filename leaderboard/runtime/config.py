@@ -215,6 +215,13 @@ class Settings:
     submit_rate_per_second: float = _setting(
         50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
     )
+    request_id_retention_hours: int = _setting(
+        168,
+        "How long a submission's request_id is remembered (a retry gets the first answer); older "
+        "idempotency keys and answers are deleted, and the id then makes a new submission. "
+        "0: keep them forever. The score history itself is kept regardless.",
+        parse=_non_negative_int,
+    )
     batch_linger_ms: float = _setting(
         5.0,
         "How long the score ingest waits to fill a micro-batch while other batches are in flight "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import grpc
 
@@ -21,6 +23,7 @@ from services.scores.servicer import ScoreServicer
 log = logging.getLogger("leaderboard.scores")
 
 PARTITION_CHECK_SECONDS = 6 * 3600
+PURGE_SECONDS = 600
 
 
 class ScoreServiceApp:
@@ -38,7 +41,8 @@ class ScoreServiceApp:
         self.relay = OutboxRelay(self.store, self.ranking)
         limiter = RateLimiter(settings.submit_rate_per_second, 2 * settings.submit_rate_per_second)
         self.servicer = ScoreServicer(self.store, self.ranking, self.batcher, limiter)
-        self._maintenance: asyncio.Task[None] | None = None
+        self._retention = timedelta(hours=settings.request_id_retention_hours)
+        self._maintenance: list[asyncio.Task[None]] = []
 
     def register(self, server: grpc.aio.Server) -> None:
         scores_pb2_grpc.add_ScoreServiceServicer_to_server(self.servicer, server)
@@ -47,21 +51,34 @@ class ScoreServiceApp:
         await self.store.ensure_partitions(now_ms())
         await self.batcher.start()
         await self.relay.start()
-        self._maintenance = asyncio.create_task(self._partitions_loop(), name="partitions")
+        self._maintenance.append(
+            asyncio.create_task(self._every(PARTITION_CHECK_SECONDS, self._partitions), name="partitions")
+        )
+        if self._retention:
+            self._maintenance.append(asyncio.create_task(self._every(PURGE_SECONDS, self._purge), name="purge"))
 
-    async def _partitions_loop(self) -> None:
+    async def _partitions(self) -> None:
+        await self.store.ensure_partitions(now_ms())
+
+    async def _purge(self) -> None:
+        purged = await self.store.purge_requests(now_ms() - self._retention)
+        if purged:
+            log.info("forgot %d request ids older than %s", purged, self._retention)
+
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await asyncio.sleep(PARTITION_CHECK_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await self.store.ensure_partitions(now_ms())
+                await job()
             except Exception:
-                log.warning("partition maintenance failed", exc_info=True)
+                log.warning("%s failed", job.__name__.strip("_"), exc_info=True)
 
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        for task in self._maintenance:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+                await task
         await self.relay.stop()
         await self.batcher.stop()
 

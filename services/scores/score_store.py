@@ -96,6 +96,17 @@ _EXISTING_REQUESTS = text(
     """
 )
 
+# Expired idempotency keys and stored answers, a chunk at a time (BRIN on created_at
+# finds them; the TID list keeps each DELETE to the chunk).
+_PURGE_REQUESTS = text(
+    "DELETE FROM scores.submission_requests WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM scores.submission_requests WHERE created_at < :cutoff LIMIT :n))"
+)
+_PURGE_ANSWERS = text(
+    "DELETE FROM scores.batch_answers WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM scores.batch_answers WHERE created_at < :cutoff LIMIT :n))"
+)
+
 # Each batch's answers once, however many of its requests are replayed.
 _BATCH_ANSWERS = text("SELECT batch_id, answers FROM scores.batch_answers WHERE batch_id = ANY(CAST(:ids AS bigint[]))")
 
@@ -531,6 +542,21 @@ class ScoreStore:
                 await claim.trans.rollback()
         finally:
             await claim.conn.close()
+
+    async def purge_requests(self, older_than: datetime, *, chunk: int = 5000) -> int:
+        """Forget idempotency keys and stored first answers created before `older_than`;
+        returns how many keys went. Chunks keep each statement (and its locks) short."""
+        purged = 0
+        for statement in (_PURGE_REQUESTS, _PURGE_ANSWERS):
+            while True:
+                async with self._connect() as conn:
+                    deleted = (await conn.execute(statement, {"cutoff": older_than, "n": chunk})).rowcount
+                if statement is _PURGE_REQUESTS:
+                    purged += deleted
+                if deleted < chunk:
+                    break
+                await asyncio.sleep(0.05)  # let ingest's statements in between chunks
+        return purged
 
     async def ensure_partitions(self, now: datetime, months_ahead: int = 2) -> None:
         """Monthly partitions of score_events for the previous, current and next months."""
