@@ -21,6 +21,7 @@ from leaderboard.bench.availability import NotImplementedYet, require
 from leaderboard.bench.context import BenchContext, Options
 from leaderboard.bench.driver import Driver, Plan
 from leaderboard.bench.echo_server import EchoServerProcess
+from leaderboard.bench.process_cpu import LOAD, cpu_by_role, describe, per_item_us
 from leaderboard.bench.report import NOT_IMPLEMENTED, OK
 from leaderboard.bench.runner import Bounds, Recording, Workload, WorkloadSpec, closed_loop, run_load
 from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
@@ -226,8 +227,28 @@ def test_echo_scenario_writes_json(tmp_path: Path) -> None:
     assert {"requests_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "errors"} <= set(summary)
     assert summary["requests"] > 0
     assert summary["errors"] == {}
-    # Linux says how much CPU time other guests took meanwhile (a share, in percent).
+    # Linux says how much CPU time other guests took meanwhile (a share, in percent),
+    # and what each process spent per request in the window.
     assert result["steal_percent"] is None or 0 <= result["steal_percent"] <= 100
+    if cpu_by_role() is not None:
+        assert {"echo", LOAD} <= set(result["cpu_us_per_item"])
+        assert any(note.startswith("CPU per request: ") for note in result["notes"])
+
+
+def test_cpu_by_role_counts_this_process_as_the_load_generator() -> None:
+    before = cpu_by_role()
+    if before is None:
+        pytest.skip("no /proc here")
+    started = time.process_time()
+    while time.process_time() - started < 0.2:
+        pass
+    after = cpu_by_role()
+    assert after is not None
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    assert spent[LOAD] >= 0.15
+    cpu = per_item_us(spent, 1000)
+    assert cpu[LOAD] >= 150
+    assert "load generator" in describe(cpu, "request")
 
 
 def test_steal_share_between_readings() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from leaderboard.bench.availability import NotImplementedYet
 from leaderboard.bench.context import BenchContext
+from leaderboard.bench.process_cpu import describe, per_item_us
 from leaderboard.bench.report import FAILED, NOT_IMPLEMENTED, OK, Row
 from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
 from leaderboard.bench.scenarios.redis import PIPELINE_DEPTH, RedisScenario
@@ -126,6 +127,8 @@ class Driver:
             summaries = [m.recording.summary() for m in measured]
             best = median_run(summaries)
             chosen = measured[summaries.index(best)]
+            cpu = per_item_us(chosen.recording.cpu_s, best.items)
+            unit = "request" if chosen.unit == "req" else chosen.unit.removesuffix("s")
             rows.append(
                 Row(
                     scenario=scenario.name,
@@ -137,8 +140,9 @@ class Driver:
                     unit=chosen.unit,
                     summary=best,
                     runs_per_s=[s.items_per_s for s in summaries],
-                    notes=(notes if label == labels[0] else []) + chosen.notes,
+                    notes=(notes if label == labels[0] else []) + chosen.notes + ([describe(cpu, unit)] if cpu else []),
                     steal_percent=chosen.steal_percent,
+                    cpu_us_per_item=cpu,
                 )
             )
         return rows

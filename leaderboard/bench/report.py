@@ -48,6 +48,7 @@ class Row:
     detail: str = ""
     notes: list[str] = field(default_factory=list)
     steal_percent: float | None = None  # during the median run
+    cpu_us_per_item: dict[str, float] = field(default_factory=dict)  # by process role, median run
 
     @property
     def throughput_ratio(self) -> float | None:
@@ -80,6 +81,7 @@ class Row:
             "baseline_summary": self.baseline_summary.to_json() if self.baseline_summary else None,
             "ratio": {"throughput": self.throughput_ratio, "p99": self.p99_ratio},
             "steal_percent": self.steal_percent,
+            "cpu_us_per_item": self.cpu_us_per_item,
             "notes": self.notes,
         }
 

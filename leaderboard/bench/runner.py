@@ -17,13 +17,14 @@ import multiprocessing.connection
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from leaderboard.bench.catalog import DEFAULT_MAX_REQUESTS
+from leaderboard.bench.process_cpu import cpu_by_role
 from leaderboard.bench.stats import Summary, summarize
 
 # (completed requests in the measurement window, fraction of the window elapsed)
@@ -87,6 +88,8 @@ class Recording:
     item_errors: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     unimplemented: str | None = None
+    # CPU seconds each part of the deployment spent in the window (process_cpu.py)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: Recording) -> None:
         self.latencies.extend(other.latencies)
@@ -219,7 +222,11 @@ async def run_load(
         built = workload.build() if isinstance(workload, WorkloadSpec) else workload
         await built.open()
         try:
-            return await closed_loop(built, concurrency, bounds, progress=progress)
+            start_at = time.perf_counter() + 0.05
+            async with _window_cpu(start_at, bounds) as cpu:
+                rec = await closed_loop(built, concurrency, bounds, start_at=start_at, progress=progress)
+            rec.cpu_s = cpu
+            return rec
         finally:
             await built.close()
     if not isinstance(workload, WorkloadSpec):
@@ -258,23 +265,9 @@ async def _run_processes(
         start_at = time.perf_counter() + 0.05
         for pipe in pipes:
             pipe.send(start_at)
-        total = Recording()
-        deadline = start_at + bounds.warmup_s + bounds.duration_s + 60.0
-        pending = list(pipes)
-        while pending:
-            if progress is not None:
-                elapsed = time.perf_counter() - start_at - bounds.warmup_s
-                progress(sum(counts), max(0.0, min(1.0, elapsed / bounds.duration_s)))
-            for pipe in list(pending):
-                if pipe.poll():
-                    kind, payload = pipe.recv()
-                    if kind != "done":
-                        raise RuntimeError(f"load generator failed: {payload}")
-                    total.merge(payload)
-                    pending.remove(pipe)
-            if time.perf_counter() > deadline:
-                raise TimeoutError("load generators did not finish in time")
-            await asyncio.sleep(0.05)
+        async with _window_cpu(start_at, bounds) as cpu:
+            total = await _collect(pipes, counts, start_at, bounds, progress)
+        total.cpu_s = cpu
         return total
     finally:
         for pipe in pipes:
@@ -284,6 +277,63 @@ async def _run_processes(
             if child.is_alive():
                 child.terminate()
                 child.join()
+
+
+@contextlib.asynccontextmanager
+async def _window_cpu(start_at: float, bounds: Bounds) -> AsyncIterator[dict[str, float]]:
+    """CPU seconds by role from the window's start to its end, or to the end of the load
+    if that comes first (max_requests); filled in when the block ends."""
+    spent: dict[str, float] = {}
+
+    async def reading_at(moment: float) -> dict[str, float] | None:
+        await asyncio.sleep(max(0.0, moment - time.perf_counter()))
+        return await asyncio.to_thread(cpu_by_role)  # a /proc walk takes a few ms: off the loop
+
+    window_start = start_at + bounds.warmup_s
+    first = asyncio.create_task(reading_at(window_start))
+    last = asyncio.create_task(reading_at(window_start + bounds.duration_s))
+    try:
+        yield spent
+    finally:
+        if not first.done():  # over before the window began (UNIMPLEMENTED, a failure)
+            first.cancel()
+            last.cancel()
+        else:
+            before = first.result()
+            if last.done():
+                after = last.result()
+            else:  # the load ended early (max_requests): read now
+                last.cancel()
+                after = await asyncio.to_thread(cpu_by_role)
+            if before is not None and after is not None:
+                spent.update({role: s - before.get(role, 0.0) for role, s in after.items()})
+
+
+async def _collect(
+    pipes: list[multiprocessing.connection.Connection],
+    counts: Any,
+    start_at: float,
+    bounds: Bounds,
+    progress: Progress | None,
+) -> Recording:
+    total = Recording()
+    deadline = start_at + bounds.warmup_s + bounds.duration_s + 60.0
+    pending = list(pipes)
+    while pending:
+        if progress is not None:
+            elapsed = time.perf_counter() - start_at - bounds.warmup_s
+            progress(sum(counts), max(0.0, min(1.0, elapsed / bounds.duration_s)))
+        for pipe in list(pending):
+            if pipe.poll():
+                kind, payload = pipe.recv()
+                if kind != "done":
+                    raise RuntimeError(f"load generator failed: {payload}")
+                total.merge(payload)
+                pending.remove(pipe)
+        if time.perf_counter() > deadline:
+            raise TimeoutError("load generators did not finish in time")
+        await asyncio.sleep(0.05)
+    return total
 
 
 async def _receive(pipe: multiprocessing.connection.Connection, within_s: float) -> tuple[str, Any]:
