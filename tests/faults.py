@@ -9,6 +9,7 @@ import contextlib
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
+import pytest
 
 from leaderboard.client import Client
 from leaderboard.runtime.config import Settings
@@ -40,7 +41,8 @@ class FaultyLink:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        assert parts.hostname is not None and parts.port is not None, url
+        if parts.hostname is None or parts.port is None or "host=" in parts.query:
+            pytest.skip(f"the fault proxy needs a host:port URL, not {url!r}")  # a Unix socket, say
         self._target = (parts.hostname, parts.port)
         self.port = free_port()
         self._mode = "pass"
