@@ -251,3 +251,26 @@ async def test_per_address_limit_over_grpc(strict_auth: Client) -> None:
     codes = [await attempt(unique_name("spray")) for _ in range(13)]
     assert codes[:12] == [grpc.StatusCode.UNAUTHENTICATED] * 12
     assert codes[12] == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_registrations_per_address_are_limited_when_configured(stack: Stack) -> None:
+    settings = dataclasses.replace(
+        stack.settings, redis_key_prefix=f"t{uuid.uuid4().hex[:8]}:", register_peer_max_per_hour=2
+    )
+    running: RunningService = await start_service("auth", settings, port=0)
+    client = Client({"auth": f"127.0.0.1:{running.port}"})
+    try:
+        for _ in range(2):
+            await client.auth.Register(auth_pb2.RegisterRequest(username=unique_name("reg"), password=new_password()))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.auth.Register(auth_pb2.RegisterRequest(username=unique_name("reg"), password=new_password()))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_details(err.value)[0] == "REGISTER_THROTTLED"
+        assert 3000 < retry_delay(err.value) <= 3600
+        # Logins are not registrations: they still go through.
+        username, password = unique_name("reg"), new_password()
+        await stack.client.auth.Register(auth_pb2.RegisterRequest(username=username, password=password))
+        await client.auth.Login(auth_pb2.LoginRequest(username=username, password=password))
+    finally:
+        await client.close()
+        await running.stop(grace=0.2)

@@ -212,6 +212,13 @@ class Settings:
         "Behind a proxy every client shares its address: raise or disable.",
         parse=_non_negative_int,
     )
+    register_peer_max_per_hour: int = _setting(
+        0,
+        "Registrations per client address per hour (0: no limit). Each costs a password hash in "
+        "the pool logins use; behind a proxy every client shares its address, so set it only where "
+        "AuthService sees the players' own addresses.",
+        parse=_non_negative_int,
+    )
     submit_rate_per_second: float = _setting(
         50.0, "Per-player score submissions per second (burst: 2x).", parse=_positive_float
     )

@@ -25,7 +25,7 @@ from services.auth.names import (
     normalize_username,
 )
 from services.auth.passwords import MAX_LENGTH, PasswordHasher, check_new_password, normalize
-from services.auth.throttle import LoginThrottle, throttle_subject
+from services.auth.throttle import LoginThrottle, RegistrationLimit, throttle_subject
 from services.auth.token_issuer import AccessTokenIssuer, IssuedToken
 
 # One message for every failed login, whatever the cause (unknown user, wrong
@@ -107,6 +107,7 @@ class Accounts:
         issuer: AccessTokenIssuer,
         throttle: LoginThrottle,
         *,
+        registrations: RegistrationLimit | None = None,
         refresh_ttl_seconds: int,
         internal_secret: str,
         clock: Callable[[], float] = time.time,
@@ -115,6 +116,7 @@ class Accounts:
         self._hasher = hasher
         self._issuer = issuer
         self._throttle = throttle
+        self._registrations = registrations
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
         self._internal_secret = internal_secret
         self._clock = clock
@@ -127,7 +129,9 @@ class Accounts:
             subject=account.id, role=account.role, username=account.username, display_name=account.display_name
         )
 
-    async def register(self, *, username: str, password: str, display_name: str) -> Account:
+    async def register(self, *, username: str, password: str, display_name: str, peer: str = "") -> Account:
+        if self._registrations is not None:
+            await self._registrations.admit(peer)
         return await create_account(
             self._sessions,
             self._hasher,

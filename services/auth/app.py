@@ -17,7 +17,7 @@ from services.auth.accounts import Accounts
 from services.auth.passwords import PasswordHasher
 from services.auth.servicer import AuthServicer
 from services.auth.signing_keys import KeyRing, resolve_secret
-from services.auth.throttle import LoginThrottle, ThrottleConfig
+from services.auth.throttle import LoginThrottle, RegistrationLimit, ThrottleConfig
 from services.auth.token_issuer import AccessTokenIssuer
 
 log = logging.getLogger("leaderboard.auth")
@@ -66,6 +66,11 @@ class AuthServiceApp:
                 ttl_seconds=settings.access_token_ttl_seconds,
             ),
             self.throttle,
+            registrations=(
+                RegistrationLimit(runtime.redis, settings.redis_key_prefix, settings.register_peer_max_per_hour)
+                if settings.register_peer_max_per_hour
+                else None
+            ),
             refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
             internal_secret=settings.internal_secret,
         )

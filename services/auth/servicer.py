@@ -61,7 +61,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: Context) -> auth_pb2.RegisterResponse:
         account = await self._accounts.register(
-            username=request.username, password=request.password, display_name=request.display_name
+            username=request.username,
+            password=request.password,
+            display_name=request.display_name,
+            peer=peer_address(context.peer()),
         )
         return auth_pb2.RegisterResponse(user=user_message(account))
 

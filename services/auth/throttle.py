@@ -189,3 +189,42 @@ class LoginThrottle:
 
     async def succeeded(self, subject: str, peer: str) -> None:
         await self._redis.delete(*self._scope_keys(subject, peer))
+
+
+# Per-address allowance over a fixed window opened by its first use: KEYS[1] = hash
+# {start, count}; ARGV: now_ms, window_ms, limit. Takes one (0) or returns the ms to wait.
+_TAKE = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'start', 'count')
+local start, count = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+if now - start >= window then start, count = now, 0 end
+if count >= limit then return start + window - now end
+redis.call('HSET', KEYS[1], 'start', start, 'count', count + 1)
+redis.call('PEXPIRE', KEYS[1], start + window - now)
+return 0
+"""
+
+REGISTER_WINDOW_SECONDS = 3600.0
+
+
+class RegistrationLimit:
+    """At most `per_hour` registrations per client address an hour. Each costs a
+    password hash, and hashes share a small pool with logins: a flood of
+    registrations from one address would queue in front of everyone's logins."""
+
+    def __init__(self, redis: Redis, prefix: str, per_hour: int, *, clock: Callable[[], float] = time.time) -> None:
+        self._take = redis.register_script(_TAKE)
+        self._prefix = prefix + "auth:register:peer:"
+        self._per_hour = per_hour
+        self._clock = clock
+
+    async def admit(self, peer: str) -> None:
+        """Count one registration from `peer`, or raise RESOURCE_EXHAUSTED with the wait."""
+        args = [int(self._clock() * 1000), int(REGISTER_WINDOW_SECONDS * 1000), self._per_hour]
+        wait_ms = int(await self._take(keys=[self._prefix + peer], args=args))
+        if wait_ms > 0:
+            raise ResourceExhausted(
+                "too many registrations from this address; retry later",
+                retry_after=wait_ms / 1000,
+                reason="REGISTER_THROTTLED",
+            )
