@@ -13,7 +13,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from psycopg.errors import UniqueViolation
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -208,8 +210,9 @@ class ScoreStore:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """Work on `conn` that must end within the timeout. Past it the connection's socket
+    async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Work on `conn` (its driver's connection is yielded) that must end within the
+        timeout. Past it the connection's socket
         is shut down, so what waits on it fails at once, the connection is dropped and the
         caller gets Unavailable; whether a write committed is then unknown, which
         idempotent retries resolve. (Cancelling instead would leave psycopg waiting up to
@@ -226,7 +229,7 @@ class ScoreStore:
 
         timer = asyncio.get_running_loop().call_later(self._timeout, sever)
         try:
-            yield
+            yield driver
             if severed:  # just after the work ended: the connection is no use now
                 await conn.invalidate()
         except Exception as exc:
@@ -274,12 +277,9 @@ class ScoreStore:
         )
         packed = json.dumps([[batch_id, blob.hex()] for batch_id, blob in answers], separators=(",", ":"))
         params = {"rows": rows, "done": list(delivered_batches), "answers": packed}
-        async with self._connect() as conn:
-            # The driver's connection directly: this statement is the hot path, and
-            # SQLAlchemy's per-execute work costs more than the statement's own.
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
+        # The driver's connection directly: this statement is the hot path, and
+        # SQLAlchemy's per-execute work costs more than the statement's own.
+        async with self._autocommit.connect() as conn, self._deadline(conn) as driver:
             if time.monotonic() < self._skip_stored_until:
                 cursor = await driver.execute(_INSERT_BATCH, params, prepare=True)
             else:
