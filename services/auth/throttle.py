@@ -90,11 +90,13 @@ return 0
 """
 )
 
-# Per-address window, opened by its first failure: KEYS[1] = hash {start, count};
-# ARGV: now_ms, window_ms, limit, add (1 to count a failure). Returns ms to wait.
+# Per-address window, opened by its first use: KEYS[1] = hash {start, count};
+# ARGV: now_ms, window_ms, limit, mode: '0' check, '1' count (a failure), '2' take
+# (check, and count if admitted). Returns the ms to wait, 0 when admitted.
 _PEER = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local mode = ARGV[4]
 local v = redis.call('HMGET', KEYS[1], 'start', 'count')
 local start = tonumber(v[1]) or 0
 local count = tonumber(v[2]) or 0
@@ -102,13 +104,11 @@ if now - start >= window then
   start = now
   count = 0
 end
-if ARGV[4] == '1' then
-  count = count + 1
-  redis.call('HSET', KEYS[1], 'start', start, 'count', count)
+if mode ~= '1' and count >= tonumber(ARGV[3]) then return start + window - now end
+if mode ~= '0' then
+  redis.call('HSET', KEYS[1], 'start', start, 'count', count + 1)
   redis.call('PEXPIRE', KEYS[1], window)
-  return 0
 end
-if count >= tonumber(ARGV[3]) then return start + window - now end
 return 0
 """
 
@@ -191,19 +191,6 @@ class LoginThrottle:
         await self._redis.delete(*self._scope_keys(subject, peer))
 
 
-# Per-address allowance over a fixed window opened by its first use: KEYS[1] = hash
-# {start, count}; ARGV: now_ms, window_ms, limit. Takes one (0) or returns the ms to wait.
-_TAKE = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'start', 'count')
-local start, count = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-if now - start >= window then start, count = now, 0 end
-if count >= limit then return start + window - now end
-redis.call('HSET', KEYS[1], 'start', start, 'count', count + 1)
-redis.call('PEXPIRE', KEYS[1], start + window - now)
-return 0
-"""
-
 REGISTER_WINDOW_SECONDS = 3600.0
 
 
@@ -213,15 +200,15 @@ class RegistrationLimit:
     registrations from one address would queue in front of everyone's logins."""
 
     def __init__(self, redis: Redis, prefix: str, per_hour: int, *, clock: Callable[[], float] = time.time) -> None:
-        self._take = redis.register_script(_TAKE)
+        self._window = redis.register_script(_PEER)
         self._prefix = prefix + "auth:register:peer:"
         self._per_hour = per_hour
         self._clock = clock
 
     async def admit(self, peer: str) -> None:
         """Count one registration from `peer`, or raise RESOURCE_EXHAUSTED with the wait."""
-        args = [int(self._clock() * 1000), int(REGISTER_WINDOW_SECONDS * 1000), self._per_hour]
-        wait_ms = int(await self._take(keys=[self._prefix + peer], args=args))
+        args = [int(self._clock() * 1000), int(REGISTER_WINDOW_SECONDS * 1000), self._per_hour, 2]
+        wait_ms = int(await self._window(keys=[self._prefix + peer], args=args))
         if wait_ms > 0:
             raise ResourceExhausted(
                 "too many registrations from this address; retry later",
