@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
@@ -14,6 +17,31 @@ import pytest
 from leaderboard.client import Client
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.embedded import free_port
+from leaderboard.runtime.server import start_service
+
+
+@contextlib.asynccontextmanager
+async def service_behind(
+    settings: Settings, service: str, store_url: str, token: str | None, **overrides: Any
+) -> AsyncIterator[tuple[FaultyLink, Client]]:
+    """A `service` of the test's own whose connections to one store (`store_url` names
+    the setting: postgres_url or redis_url) pass a FaultyLink, and a single-attempt
+    client of it. `overrides` are further settings (its timeouts, say)."""
+    url = getattr(settings, store_url)
+    link = FaultyLink(url)
+    await link.start()
+    try:
+        changes: dict[str, Any] = {store_url: via(url, link), f"{service}_port": free_port(), **overrides}
+        own = dataclasses.replace(settings, **changes)
+        running = await start_service(service, own)
+        client = single_attempt_client(own, service, token)
+        try:
+            yield link, client
+        finally:
+            await client.close()
+            await running.stop(grace=0.1)
+    finally:
+        await link.stop()
 
 
 def single_attempt_client(settings: Settings, service: str, token: str | None) -> Client:

@@ -4,19 +4,16 @@ bounded time, the service keeps answering, and it works again once Redis is back
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import grpc
 import pytest
 
 from leaderboard.client import Client, error_details
-from leaderboard.runtime.embedded import free_port
-from leaderboard.runtime.server import start_service
 from leaderboard.v1 import ranking_pb2
 from tests.accounts import new_admin, new_game_server, new_player
 from tests.conftest import Stack
-from tests.faults import FaultyLink, single_attempt_client, via
+from tests.faults import service_behind
 from tests.test_scores import make_board, submit
 
 
@@ -34,17 +31,10 @@ async def test_redis_outage_gives_unavailable_then_recovers(stack: Stack, fault:
         submit(server, board, 42, user_id=player.user_id), metadata=server.client.metadata
     )
 
-    link = FaultyLink(stack.settings.redis_url)
-    await link.start()
-    settings = dataclasses.replace(
-        stack.settings,
-        redis_url=via(stack.settings.redis_url, link),
-        ranking_port=free_port(),
-        redis_timeout_seconds=1.0,
-    )
-    ranking = await start_service("ranking", settings)
-    client = single_attempt_client(settings, "ranking", player.token)
-    try:
+    async with service_behind(stack.settings, "ranking", "redis_url", player.token, redis_timeout_seconds=1.0) as (
+        link,
+        client,
+    ):
         assert (await rank(client, board, player.user_id)).entry.score == 42
 
         link.cut() if fault == "cut" else link.stall()
@@ -65,7 +55,3 @@ async def test_redis_outage_gives_unavailable_then_recovers(stack: Stack, fault:
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()
         else:
             raise AssertionError("ranking never recovered after Redis came back")
-    finally:
-        await client.close()
-        await ranking.stop(grace=0.1)
-        await link.stop()

@@ -6,47 +6,27 @@ once, and a retry of one whose outcome was unknown stores it at most once."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import grpc
 import pytest
 
 from leaderboard.client import Client, error_details
 from leaderboard.runtime.db import create_engine
-from leaderboard.runtime.embedded import free_port
 from leaderboard.runtime.errors import Unavailable
-from leaderboard.runtime.server import start_service
 from leaderboard.v1 import common_pb2, scores_pb2
 from services.scores.score_store import ScoreStore
 from tests.accounts import Account, new_admin, new_game_server
 from tests.conftest import Stack
-from tests.faults import FaultyLink, single_attempt_client, via
+from tests.faults import FaultyLink, service_behind, via
 from tests.test_scores import history_rows, make_board, rank_of, submit
 
 
-@asynccontextmanager
-async def scores_behind(stack: Stack, token: str) -> AsyncIterator[tuple[FaultyLink, Client]]:
+def scores_behind(stack: Stack, token: str) -> AbstractAsyncContextManager[tuple[FaultyLink, Client]]:
     """A ScoreService of the test's own whose PostgreSQL connections pass a FaultyLink."""
-    link = FaultyLink(stack.settings.postgres_url)
-    await link.start()
-    settings = dataclasses.replace(
-        stack.settings,
-        postgres_url=via(stack.settings.postgres_url, link),
-        scores_port=free_port(),
-        db_timeout_seconds=2.0,
-    )
-    service = await start_service("scores", settings)
-    client = single_attempt_client(settings, "scores", token)
-    try:
-        yield link, client
-    finally:
-        await client.close()
-        await service.stop(grace=0.1)
-        await link.stop()
+    return service_behind(stack.settings, "scores", "postgres_url", token, db_timeout_seconds=2.0)
 
 
 async def expect_unavailable(client: Client, request: scores_pb2.SubmitScoreRequest) -> float:
