@@ -509,14 +509,14 @@ def own_submissions(board: str, count: int) -> list[Submission]:
 
 @asynccontextmanager
 async def own_batcher(
-    stack: Stack, link_type: type[RankingLink], max_batch: int
+    stack: Stack, link_type: type[RankingLink], max_batch: int, linger_seconds: float = 0.001
 ) -> AsyncIterator[tuple[SubmitBatcher, AsyncEngine]]:
     """A batcher of the test's own, on the stack's database and ranking."""
     settings = stack.settings
     engine = create_engine(settings.postgres_url, pool_size=2)
     client = Client.from_settings(settings)
     link = link_type(client, ServiceToken(client, "scores", settings.internal_secret))
-    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=0.001, max_batch=max_batch)
+    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=linger_seconds, max_batch=max_batch)
     await batcher.start()
     try:
         yield batcher, engine
@@ -524,6 +524,35 @@ async def own_batcher(
         await batcher.stop()
         await client.close()
         await engine.dispose()
+
+
+async def test_a_lingering_batch_leaves_when_the_one_in_flight_is_done(stack: Stack) -> None:
+    # Submissions that arrive while a batch is in flight wait for it to finish and then
+    # leave together, however long the linger: under load the batch grows with the wait,
+    # and the linger is only a bound.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    first, *later = own_submissions(board, 6)
+    async with own_batcher(stack, SlowLink, max_batch=100, linger_seconds=30.0) as (batcher, engine):
+        in_flight = asyncio.create_task(batcher.submit_many([first]))
+        await asyncio.sleep(0.05)  # the first batch left at once (nothing was in flight)
+        started = asyncio.get_running_loop().time()
+        replies = await asyncio.gather(*(batcher.submit_many([item]) for item in later))
+        waited = asyncio.get_running_loop().time() - started
+        assert all(isinstance(r, scores_pb2.SubmitScoreResponse) and r.applied for (r,) in replies)
+        assert isinstance((await in_flight)[0], scores_pb2.SubmitScoreResponse)
+        assert waited < 5.0  # ~0.3 s for the first batch's apply and ~0.3 s for its own
+        async with engine.connect() as conn:
+            batches = (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT batch_id FROM scores.submission_requests "
+                        "WHERE request_id = ANY(CAST(:ids AS uuid[]))"
+                    ),
+                    {"ids": [i.request_id for i in later]},
+                )
+            ).all()
+        assert len(batches) == 1
 
 
 async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:

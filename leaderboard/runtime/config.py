@@ -230,9 +230,11 @@ class Settings:
         parse=_non_negative_int,
     )
     batch_linger_ms: float = _setting(
-        5.0,
-        "How long the score ingest waits to fill a micro-batch while other batches are in flight "
-        "(never when idle, so a lone submission does not wait).",
+        10.0,
+        "Longest the score ingest waits to fill a micro-batch while other batches are in flight: "
+        "it leaves as soon as they are done, and never waits when idle (a lone submission goes at "
+        "once). Measured on 2 cores at 64 unary callers: 10 took 7-20% less CPU per submission "
+        "than 5, and 20 no less than 10.",
         parse=_positive_float,
     )
     batch_max_size: int = _setting(

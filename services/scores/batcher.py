@@ -147,6 +147,10 @@ class SubmitBatcher:
         self._carry: _Call | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._busy = 0
+        # Set while no batch is in flight: a lingering batch leaves as soon as the ones
+        # before it are done, so its wait adapts to the load instead of always taking the linger.
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         # Bookkeeping deferred to the next batch's statement (saves a round trip each):
@@ -204,11 +208,18 @@ class SubmitBatcher:
             batch = [first]
             size = self._drain(batch, len(first.items))
             if size < self._max_batch and self._busy and self._carry is None:
-                # Others are in flight: wait briefly so this batch fills up.
-                await asyncio.sleep(self._linger)
-                self._drain(batch, size)
+                # Others are in flight: let this batch fill up until they are done, for
+                # at most the linger.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), self._linger)
+                size = self._drain(batch, size)
             await self._in_flight.acquire()
+            if size < self._max_batch and self._carry is None:
+                # What queued while every slot was busy joins too: under load batches
+                # grow with the wait instead of each waiting for a slot of its own.
+                size = self._drain(batch, size)
             self._busy += 1
+            self._idle.clear()
             task = asyncio.create_task(self._process(batch))
             self._tasks.add(task)
             task.add_done_callback(self._done)
@@ -216,6 +227,8 @@ class SubmitBatcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._busy -= 1
+        if not self._busy:
+            self._idle.set()
         self._in_flight.release()
 
     def _drain(self, batch: list[_Call], size: int) -> int:
