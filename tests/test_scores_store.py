@@ -284,6 +284,22 @@ def test_batch_outbox_migration_keeps_pending_and_parked_events(settings: Settin
             assert rows == [*((e, False) for e in pending), (parked, True)]
 
 
+def test_batch_values_are_stored_uncompressed(settings: Settings) -> None:
+    # s0004: a batch's event ids and first answers skip pglz (it cost 5% of PostgreSQL's CPU
+    # under batch ingest); its downgrade restores the default.
+    storage = (
+        "SELECT attrelid::regclass::text, attstorage FROM pg_attribute WHERE (attrelid, attname) IN"
+        " (('scores.outbox'::regclass, 'event_ids'), ('scores.batch_answers'::regclass, 'answers')) ORDER BY 1"
+    )
+    with fresh_database(settings.postgres_url) as url:
+        migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(storage).fetchall() == [("scores.batch_answers", "e"), ("scores.outbox", "e")]
+        command.downgrade(migrations.alembic_config("scores", url), "s0003")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(storage).fetchall() == [("scores.batch_answers", "x"), ("scores.outbox", "x")]
+
+
 async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) -> None:
     # Creating a partition locks score_events; queued behind a long transaction it would
     # make every insert queue behind it. It gives up after its lock timeout instead, and
