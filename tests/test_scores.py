@@ -8,18 +8,21 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from leaderboard.client import Client, error_details
+from leaderboard.client import Client, channel_options, error_details
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.embedded import free_port
 from leaderboard.runtime.server import start_service
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
+from services.scores import ranking_link
 from services.scores.batcher import SubmitBatcher
 from services.scores.outbox_relay import OutboxRelay
 from services.scores.ranking_link import RankingLink
@@ -627,3 +630,61 @@ async def test_a_call_is_never_split_between_batches(stack: Stack) -> None:
         responses = [r for r in answers if isinstance(r, scores_pb2.SubmitScoreResponse)]
         assert [r.submission.request_id for r in responses] == [i.request_id for i in items]
         assert len({r.submission.create_time.ToMilliseconds() for r in responses}) == 1
+
+
+class CountingLeaderboardReads(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Counts the GetLeaderboard calls made over a real channel (and changes nothing)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        if details.method.endswith(b"/GetLeaderboard"):  # bytes in grpc.aio
+            self.calls += 1
+        return await continuation(details, request)
+
+
+async def test_board_rules_are_read_once_however_many_ask(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under load a TTL running out made every submission in the meantime call
+    # GetLeaderboard. Concurrent callers share one call; past the TTL they get the cached
+    # rules at once while one call refreshes them.
+    monkeypatch.setattr(ranking_link, "RULES_TTL_SECONDS", 0.2)
+    admin = await new_admin(stack)
+    board = await make_board(admin, max_score=100)
+    settings = stack.settings
+    client = Client.from_settings(settings)
+    counter = CountingLeaderboardReads()
+    client._channels["ranking"] = grpc.aio.insecure_channel(
+        settings.target("ranking"),
+        options=channel_options(client.timeout_seconds),
+        interceptors=[counter],  # type: ignore[list-item]
+    )
+    link = RankingLink(client, ServiceToken(client, "scores", settings.internal_secret))
+    try:
+        first = await asyncio.gather(*(link.rules(board) for _ in range(50)))
+        assert {r.max_score if r else None for r in first} == {100}
+        assert counter.calls == 1
+        await admin.client.ranking.UpdateLeaderboard(
+            ranking_pb2.UpdateLeaderboardRequest(
+                leaderboard=common_pb2.Leaderboard(id=board, max_score=50),
+                update_mask=field_mask_pb2.FieldMask(paths=["max_score"]),
+            ),
+            metadata=admin.client.metadata,
+        )
+        await asyncio.sleep(0.3)  # past the TTL
+        stale = await asyncio.gather(*(link.rules(board) for _ in range(50)))
+        assert {r.max_score if r else None for r in stale} == {100}  # answered from the cache
+        refreshed = None
+        for _ in range(100):  # the one refresh lands
+            refreshed = await link.rules(board)
+            if refreshed is not None and refreshed.max_score == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert refreshed is not None and refreshed.max_score == 50
+        assert counter.calls == 2
+        # A board that does not exist is asked about once too, and never served stale.
+        missing = await asyncio.gather(*(link.rules("no-such-board") for _ in range(20)))
+        assert missing == [None] * 20
+        assert counter.calls == 3
+    finally:
+        await client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +18,8 @@ from leaderboard.runtime.errors import Unavailable
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import ranking_pb2
 from services.scores.submissions import MAX_SAFE_SCORE, BoardRules, Submission
+
+log = logging.getLogger("leaderboard.scores.ranking_link")
 
 RULES_TTL_SECONDS = 5.0
 # RankingService.ApplyScores takes at most this many events per call.
@@ -53,13 +57,44 @@ class RankingLink:
         self._token = token
         self._apply_timeout = apply_timeout
         self._rules: dict[str, tuple[float, BoardRules | None]] = {}
+        self._fetching: dict[str, asyncio.Future[BoardRules | None]] = {}
 
     async def rules(self, leaderboard_id: str) -> BoardRules | None:
-        """The board's ingest rules, None when it does not exist (cached briefly)."""
+        """The board's ingest rules, None when it does not exist (cached briefly).
+
+        Past its TTL a board's cached rules are still returned while one background call
+        refreshes them, and a board not cached (or cached as missing) is fetched by one call
+        that every concurrent caller awaits: when a TTL ran out under load, every submission in the meantime made its
+        own GetLeaderboard (at 256 callers that was 9% of the CPU per submission)."""
+        cached = self._rules.get(leaderboard_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        if cached is None or cached[1] is None:
+            # Not known, or known missing: a board created since must not be refused for
+            # one more round, so this waits for the (shared) answer.
+            return await asyncio.shield(self._fetching_task(leaderboard_id))
+        self._fetching_task(leaderboard_id)
+        return cached[1]
+
+    def _fetching_task(self, leaderboard_id: str) -> asyncio.Future[BoardRules | None]:
+        """The one fetch of the board's rules in flight (started if none is)."""
+        task = self._fetching.get(leaderboard_id)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(leaderboard_id))
+            self._fetching[leaderboard_id] = task
+            task.add_done_callback(lambda done: self._fetched(leaderboard_id, done))
+        return task
+
+    def _fetched(self, leaderboard_id: str, task: asyncio.Future[BoardRules | None]) -> None:
+        self._fetching.pop(leaderboard_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            # Marked retrieved: a background refresh has no caller to see it (a caller
+            # awaiting the fetch gets it all the same).
+            log.debug("leaderboard rules not refreshed: %s", task.exception())
+
+    async def _fetch(self, leaderboard_id: str) -> BoardRules | None:
         cached = self._rules.get(leaderboard_id)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
         try:
             reply = await self._client.ranking.GetLeaderboard(
                 ranking_pb2.GetLeaderboardRequest(leaderboard_id=leaderboard_id),
@@ -73,7 +108,9 @@ class RankingLink:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 self._token.invalidate()
             if cached is not None:
-                return cached[1]  # ranking is down: the last known rules still hold
+                # Ranking is down: the last known rules still hold; ask again in a moment.
+                self._rules[leaderboard_id] = (now + MISSING_TTL_SECONDS, cached[1])
+                return cached[1]
             raise Unavailable("leaderboard catalog unavailable", reason="RANKING_UNAVAILABLE") from None
         board = reply.leaderboard
         rules = BoardRules(
