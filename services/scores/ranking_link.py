@@ -63,9 +63,10 @@ class RankingLink:
         """The board's ingest rules, None when it does not exist (cached briefly).
 
         Past its TTL a board's cached rules are still returned while one background call
-        refreshes them, and a board not cached (or cached as missing) is fetched by one call
-        that every concurrent caller awaits: when a TTL ran out under load, every submission in the meantime made its
-        own GetLeaderboard (at 256 callers that was 9% of the CPU per submission)."""
+        refreshes them, and a board not cached (or cached as missing) is fetched by one
+        call that every concurrent caller awaits: when a TTL ran out under load, every
+        submission in the meantime made its own GetLeaderboard (at 256 callers that was
+        9% of the CPU per submission)."""
         cached = self._rules.get(leaderboard_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
