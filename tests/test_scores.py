@@ -385,6 +385,7 @@ async def test_several_relays_deliver_each_event_once(stack: Stack) -> None:
     for user in users:
         assert (await rank_of(admin, board, user)).entry.score == 10
     await client.close()
+    await store.close()
     await engine.dispose()
 
 
@@ -459,6 +460,7 @@ async def test_relay_parks_refused_events_and_keeps_the_rest_of_a_batch(stack: S
             assert (await rank_of(admin, later, user)).entry.score == 1  # each applied once
     finally:
         await client.close()
+        await store.close()
         await engine.dispose()
 
 
@@ -519,13 +521,15 @@ async def own_batcher(
     engine = create_engine(settings.postgres_url, pool_size=2)
     client = Client.from_settings(settings)
     link = link_type(client, ServiceToken(client, "scores", settings.internal_secret))
-    batcher = SubmitBatcher(ScoreStore(engine), link, linger_seconds=linger_seconds, max_batch=max_batch)
+    store = ScoreStore(engine)
+    batcher = SubmitBatcher(store, link, linger_seconds=linger_seconds, max_batch=max_batch)
     await batcher.start()
     try:
         yield batcher, engine
     finally:
         await batcher.stop()
         await client.close()
+        await store.close()
         await engine.dispose()
 
 

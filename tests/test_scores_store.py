@@ -48,6 +48,7 @@ async def store(settings: Settings) -> AsyncIterator[ScoreStore]:
     # in the default one and block its creation later (a test's failure at a month's start).
     await store.ensure_partitions(now_ms())
     yield store
+    await store.close()
     await engine.dispose()
 
 
@@ -323,6 +324,7 @@ async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) 
         async with engine.connect() as conn:
             assert (await conn.execute(exists)).scalar()
     finally:
+        await store.close()
         await engine.dispose()
 
 

@@ -81,6 +81,7 @@ class ScoreServiceApp:
                 await task
         await self.relay.stop()
         await self.batcher.stop()
+        await self.store.close()
 
 
 async def create_service(runtime: Runtime) -> ScoreServiceApp:
