@@ -238,7 +238,7 @@ class _DriverConnections:
 
 
 class ScoreStore:
-    def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, batch_connections: int = 4) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, batch_connections: int = 16) -> None:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._timeout = timeout_seconds
@@ -247,6 +247,8 @@ class ScoreStore:
             engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
             # libpq's connect_timeout is whole seconds, 2 at least (as the engine's).
             connect_timeout=max(2, round(timeout_seconds)),
+            # As many as the batcher has batches in flight (16): fewer would reconnect
+            # (a server process forked) for every batch over the count under load.
             keep=batch_connections,
         )
 
