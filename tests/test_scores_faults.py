@@ -11,6 +11,7 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 
 import grpc
+import psycopg
 import pytest
 
 from leaderboard.client import Client, error_details
@@ -22,6 +23,7 @@ from tests.accounts import Account, new_admin, new_game_server
 from tests.conftest import Stack
 from tests.faults import FaultyLink, service_behind, via
 from tests.test_scores import history_rows, make_board, rank_of, submit
+from tests.test_scores_store import make
 
 
 def scores_behind(stack: Stack, token: str) -> AbstractAsyncContextManager[tuple[FaultyLink, Client]]:
@@ -103,5 +105,30 @@ async def test_relay_claims_give_up_on_a_hung_database(stack: Stack) -> None:
         if claim is not None:
             await store.abandon_claim(claim)
     finally:
+        await engine.dispose()
+        await link.stop()
+
+
+async def test_kept_batch_connections_go_together_when_the_database_does(stack: Stack) -> None:
+    # After a restart or a failover every kept batch connection is dead: the first batch
+    # that finds out drops them all, so one batch fails and the next connects afresh
+    # (instead of each dead connection failing a batch of its own).
+    link = FaultyLink(stack.settings.postgres_url)
+    await link.start()
+    engine = create_engine(via(stack.settings.postgres_url, link), pool_size=1)
+    store = ScoreStore(engine, timeout_seconds=2.0)
+    board = f"faults-{uuid.uuid4().hex[:8]}"
+    try:
+        # Three batches at once: three connections kept.
+        await asyncio.gather(*(store.insert_batch([make(board, f"u{i}", i)]) for i in range(3)))
+        link.cut()  # every connection through the link is gone ...
+        link.heal()  # ... and new ones pass
+        with pytest.raises((psycopg.OperationalError, Unavailable)):
+            await store.insert_batch([make(board, "u3", 3)])
+        for i in range(4, 7):
+            written = await store.insert_batch([make(board, f"u{i}", i)])
+            assert written.batch_id is not None
+    finally:
+        await store.close()
         await engine.dispose()
         await link.stop()

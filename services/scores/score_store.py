@@ -227,8 +227,13 @@ class _DriverConnections:
         ):
             self._idle.append(conn)
             return
+        lost = conn.broken or conn.closed  # the server went away, or the deadline cut it
         with contextlib.suppress(Exception):
             await conn.close()
+        if lost:
+            # The kept ones most likely went with it (a restart, a failover): drop them all
+            # now, as SQLAlchemy's pool does, rather than fail one batch on each of them.
+            await self.close()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
