@@ -20,7 +20,7 @@ from leaderboard.runtime.context import Principal
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from leaderboard.v1 import common_pb2
-from services.scores import stored_answers
+from services.scores import score_store, stored_answers
 from services.scores.batcher import now_ms
 from services.scores.rate_limit import RateLimiter
 from services.scores.score_store import ScoreStore
@@ -358,3 +358,18 @@ async def test_expired_request_ids_are_forgotten_and_history_kept(store: ScoreSt
     again = make(board, "u6", 1, request_id=old.request_id)
     assert not (await store.insert_batch([again])).already_stored
     assert len(await store.board_events(board, None, 10)) == 3
+
+
+async def test_kept_batch_connections_are_recycled(store: ScoreStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As the engine's pool_recycle: a kept batch connection older than the limit is
+    # replaced (proxies and servers drop old idle sessions), a young one is reused.
+    kept = store._batch_connections
+
+    async def backend_after_a_batch() -> int:
+        await store.insert_batch([make(f"b-{uuid.uuid4().hex[:8]}", "u8", 1)])
+        return kept._idle[-1].info.backend_pid
+
+    first = await backend_after_a_batch()
+    assert await backend_after_a_batch() == first
+    monkeypatch.setattr(score_store, "RECYCLE_SECONDS", 0.0)
+    assert await backend_after_a_batch() != first
