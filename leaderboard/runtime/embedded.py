@@ -37,10 +37,20 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
 
 
+# Loaded here, in the parent: the child between fork and exec must not dlopen (a process
+# with other threads, such as gRPC's, can hold the loader's locks at the fork; a test saw
+# a server die with SIGABRT before it started).
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+
+
 def _die_with_parent() -> None:
     # PR_SET_PDEATHSIG: if `leaderboard up` is killed, its servers go too.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    if _LIBC is not None:
+        with contextlib.suppress(Exception):
+            _LIBC.prctl(1, signal.SIGTERM)
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
@@ -140,7 +150,7 @@ class EmbeddedPostgres:
                     "-c", f"synchronous_commit={'on' if self.fsync else 'off'}",
                     "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
                 ],
-                user=user, stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
+                user=user, stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no dlopen, no lock in the child
             )  # fmt: skip
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         self._ensure_database(timeout)
@@ -219,7 +229,7 @@ class EmbeddedValkey:
                 "--protected-mode", "yes",
                 *persistence,
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no dlopen, no lock in the child
         )  # fmt: skip
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         self._wait_loaded(loading_timeout)
