@@ -13,11 +13,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("leaderboard.embedded")
@@ -37,9 +39,12 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
 
 
-# Loaded here, in the parent: the child between fork and exec must not dlopen (a process
-# with other threads, such as gRPC's, can hold the loader's locks at the fork; a test saw
-# a server die with SIGABRT before it started).
+# PR_SET_PDEATHSIG: if `leaderboard up` is killed, its servers go too. setpriv (util-linux)
+# sets it and execs the server, so no Python runs between fork and exec: with preexec_fn
+# the child runs Python and its at-fork hooks in a copy of a process whose other threads
+# (gRPC's) may hold locks, and a fresh-clone `make test` once saw an embedded server die
+# with SIGABRT before it started. preexec_fn stays the fallback without setpriv.
+_SETPRIV = shutil.which("setpriv")
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
 except OSError:
@@ -47,10 +52,16 @@ except OSError:
 
 
 def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: if `leaderboard up` is killed, its servers go too.
     if _LIBC is not None:
         with contextlib.suppress(Exception):
             _LIBC.prctl(1, signal.SIGTERM)
+
+
+def _dying_with_parent(command: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """`command` (and the preexec_fn to start it with) so that it dies with this process."""
+    if _SETPRIV:
+        return [_SETPRIV, "--pdeathsig", "TERM", "--", *command], None
+    return command, _die_with_parent
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
@@ -137,7 +148,7 @@ class EmbeddedPostgres:
         if stale_pid.exists():
             self._clear_stale_pidfile(stale_pid)
         with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(
+            command, preexec = _dying_with_parent(
                 [
                     str(POSTGRES_BIN_PATH / "postgres"),
                     "-D", str(self.data_dir),
@@ -149,9 +160,15 @@ class EmbeddedPostgres:
                     "-c", f"fsync={'on' if self.fsync else 'off'}",
                     "-c", f"synchronous_commit={'on' if self.fsync else 'off'}",
                     "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
-                ],
-                user=user, stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no dlopen, no lock in the child
+                ]
             )  # fmt: skip
+            self.proc = subprocess.Popen(
+                command,
+                user=user,
+                stdout=log_file,
+                stderr=log_file,
+                preexec_fn=preexec,  # noqa: PLW1509 - only without setpriv
+            )
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         self._ensure_database(timeout)
         return self.url
@@ -218,7 +235,7 @@ class EmbeddedValkey:
             if self.persist
             else ["--appendonly", "no", "--save", ""]
         )
-        self.proc = subprocess.Popen(
+        command, preexec = _dying_with_parent(
             [
                 executable,
                 "--port", str(self.port),
@@ -228,9 +245,14 @@ class EmbeddedValkey:
                 "--logfile", str(self.log_path),
                 "--protected-mode", "yes",
                 *persistence,
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no dlopen, no lock in the child
+            ]
         )  # fmt: skip
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=preexec,  # noqa: PLW1509 - only without setpriv
+        )
         _wait_for_port(self.port, self.proc, timeout, self.log_path)
         self._wait_loaded(loading_timeout)
         return self.url
