@@ -367,7 +367,7 @@ async def test_kept_batch_connections_are_recycled(store: ScoreStore, monkeypatc
 
     async def backend_after_a_batch() -> int:
         await store.insert_batch([make(f"b-{uuid.uuid4().hex[:8]}", "u8", 1)])
-        return kept._idle[-1].info.backend_pid
+        return kept._idle[-1][0].info.backend_pid
 
     first = await backend_after_a_batch()
     assert await backend_after_a_batch() == first

@@ -209,30 +209,23 @@ class _DriverConnections:
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._keep = keep
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._born: dict[int, float] = {}  # id(connection) -> when it connected
+        # (connection, when it connected), the most recently used last
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []
 
-    async def take(self) -> psycopg.AsyncConnection[Any]:
+    async def take(self) -> tuple[psycopg.AsyncConnection[Any], float]:
+        """A connection and when it connected (to hand back with it)."""
         while self._idle:
-            conn = self._idle.pop()
-            if conn.closed or conn.broken:
-                self._born.pop(id(conn), None)
-            elif time.monotonic() - self._born.get(id(conn), 0.0) > RECYCLE_SECONDS:
-                await self._discard(conn)  # as the engine's pool_recycle: proxies drop old ones
-            else:
-                return conn
+            conn, born = self._idle.pop()
+            if time.monotonic() - born > RECYCLE_SECONDS:  # as the engine's pool_recycle
+                await _close(conn)
+            elif not conn.closed:
+                return conn, born
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
         )
-        self._born[id(conn)] = time.monotonic()
-        return conn
+        return conn, time.monotonic()
 
-    async def _discard(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._born.pop(id(conn), None)
-        with contextlib.suppress(Exception):
-            await conn.close()
-
-    async def give_back(self, conn: psycopg.AsyncConnection[Any], reusable: bool) -> None:
+    async def give_back(self, conn: psycopg.AsyncConnection[Any], born: float, reusable: bool) -> None:
         """Keep `conn` for the next batch, or close it (after a failure its state is unknown)."""
         if (
             reusable
@@ -240,10 +233,10 @@ class _DriverConnections:
             and not conn.closed
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         ):
-            self._idle.append(conn)
+            self._idle.append((conn, born))
             return
-        lost = conn.broken or conn.closed  # the server went away, or the deadline cut it
-        await self._discard(conn)
+        lost = conn.closed  # the server went away, or the deadline cut it
+        await _close(conn)
         if lost:
             # The kept ones most likely went with it (a restart, a failover): drop them all
             # now, as SQLAlchemy's pool does, rather than fail one batch on each of them.
@@ -251,8 +244,13 @@ class _DriverConnections:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._discard(conn)
+        for conn, _ in idle:
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 class ScoreStore:
@@ -325,14 +323,14 @@ class ScoreStore:
     async def _batch_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A kept driver connection for the batch statement, under the deadline; after a
         failure it is closed, not kept."""
-        driver = await self._batch_connections.take()  # connecting: connect_timeout
+        driver, born = await self._batch_connections.take()  # connecting: connect_timeout
         reusable = False
         try:
             async with self._severing(driver, driver.close):
                 yield driver
             reusable = True
         finally:
-            await self._batch_connections.give_back(driver, reusable)
+            await self._batch_connections.give_back(driver, born, reusable)
 
     async def insert_batch(
         self,
