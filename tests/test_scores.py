@@ -212,14 +212,18 @@ async def test_batch_submit_reports_per_item(stack: Stack) -> None:
     players = [str(uuid.uuid4()) for _ in range(5)]
     requests = [submit(server, board, 10 * i, user_id=p) for i, p in enumerate(players)]
     requests[2].score = 5000  # out of bounds: only this one fails
+    # Valid protobuf, but PostgreSQL text cannot hold it: refused alone, not with its batch.
+    requests[3].metadata["note"] = "a\x00b"
     reply = await server.client.scores.BatchSubmitScores(
         scores_pb2.BatchSubmitScoresRequest(requests=requests), metadata=server.client.metadata
     )
     codes = [r.code for r in reply.results]
-    assert codes == [0, 0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0]
+    invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert codes == [0, 0, invalid, invalid, 0]
     assert reply.results[2].reason == "SCORE_OUT_OF_BOUNDS"
-    assert all(r.response.applied for i, r in enumerate(reply.results) if i != 2)
-    assert await history_rows(stack, board) == 4
+    assert "requests[3].metadata" in reply.results[3].message
+    assert all(r.response.applied for i, r in enumerate(reply.results) if i not in (2, 3))
+    assert await history_rows(stack, board) == 3
     with pytest.raises(grpc.aio.AioRpcError) as too_many:
         await server.client.scores.BatchSubmitScores(
             scores_pb2.BatchSubmitScoresRequest(requests=[submit(server, board, 1, user_id=players[0])] * 1001),

@@ -97,6 +97,9 @@ def test_player_resolution_and_inputs() -> None:
         parse_request_id("not-a-uuid")
     with pytest.raises(InvalidArgument):
         validate_metadata({"k": "x" * 1100})
+    for nul in ({"k\x00": "v"}, {"k": "v\x00"}):
+        with pytest.raises(InvalidArgument):
+            validate_metadata(nul)
     assert body_hash("b", "u", 1, {"a": "1", "b": "2"}) == body_hash("b", "u", 1, {"b": "2", "a": "1"})
     assert body_hash("b", "u", 1, {}) != body_hash("b", "u", 2, {})
 
@@ -373,3 +376,19 @@ async def test_kept_batch_connections_are_recycled(store: ScoreStore, monkeypatc
     assert await backend_after_a_batch() == first
     monkeypatch.setattr(score_store, "RECYCLE_SECONDS", 0.0)
     assert await backend_after_a_batch() != first
+
+
+async def test_text_is_stored_exactly_as_sent(store: ScoreStore) -> None:
+    # The batch reaches PostgreSQL as one JSON document: quotes, backslashes, control
+    # characters and non-ASCII text must come back byte for byte.
+    board = f"b-{uuid.uuid4().hex[:8]}"
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    odd = 'Zoë "the \\ one" 日本 🎮\t\n\x01'
+    item = make(board, user, 5)
+    item.display_name = odd
+    item.metadata = {odd: odd, "k": '{"not": "json"}'}
+    await store.insert_batch([item])
+    (found,) = await store.history(user_id=user, leaderboard_id=board, start=None, end=None, after=None, limit=5)
+    assert found.metadata == item.metadata
+    (event,) = await store.board_events(board, None, 5)
+    assert event.display_name == odd

@@ -71,6 +71,9 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
     if size > MAX_METADATA_BYTES:
         raise InvalidArgument("metadata", f"at most {MAX_METADATA_BYTES} bytes in total (got {size})")
+    # PostgreSQL text cannot hold NUL: stored, it would fail the whole batch it came in.
+    if any("\x00" in k or "\x00" in v for k, v in metadata.items()):
+        raise InvalidArgument("metadata", "keys and values may not contain NUL characters")
     return dict(metadata)
 
 
