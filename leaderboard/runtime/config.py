@@ -139,10 +139,12 @@ class Settings:
         parse=_choice(EVENT_LOOPS),
     )
     gc_gen0_threshold: int = _setting(
-        50_000,
+        5_000,
         "Allocations between young-generation garbage collections (CPython's default: 700). "
-        "Services also freeze what exists at start-up out of the collector's sight; both cut "
-        "the collector's pauses, which showed in p99 latency. 0 leaves the collector as it is.",
+        "Services also freeze what exists at start-up out of the collector's sight. A young "
+        "collection's pause grows faster than its size: grpc.aio leaves ~8 objects per call in "
+        "reference cycles, and at 50000 ScoreService paused ~90 ms once per ~6,500 calls (its "
+        "p99); at 5000 its pauses stay under ~5 ms. 0 leaves the collector as it is.",
         parse=_non_negative_int,
     )
     db_pool_size: int = _setting(10, "SQLAlchemy pool size per process.", parse=_positive_int)
