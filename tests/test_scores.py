@@ -276,10 +276,23 @@ async def test_history_pages_filters_and_privacy(stack: Stack) -> None:
         metadata=admin.client.metadata,
     )
     assert [s.score for s in as_admin.submissions] == [99]
-    for bad in (scores_pb2.ListScoreHistoryRequest(page_size=-1), scores_pb2.ListScoreHistoryRequest(page_token="zz")):
+    for bad in (
+        scores_pb2.ListScoreHistoryRequest(page_size=-1),
+        scores_pb2.ListScoreHistoryRequest(page_token="zz"),
+        # PostgreSQL text cannot hold NUL: a filter with one is refused, not an INTERNAL error.
+        scores_pb2.ListScoreHistoryRequest(leaderboard_id="a\x00b"),
+        scores_pb2.ListScoreHistoryRequest(user_id="a\x00b"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await player.client.scores.ListScoreHistory(bad, metadata=player.client.metadata)
+            await admin.client.scores.ListScoreHistory(bad, metadata=admin.client.metadata)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    server = await new_game_server(stack)
+    with pytest.raises(grpc.aio.AioRpcError) as stream_err:
+        async for _ in server.client.scores.StreamScoreEvents(
+            scores_pb2.StreamScoreEventsRequest(leaderboard_id="a\x00b"), metadata=server.client.metadata
+        ):
+            pass
+    assert stream_err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_ranking_down_acknowledged_then_applied_none_lost_or_doubled(stack: Stack) -> None:

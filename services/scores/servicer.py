@@ -23,6 +23,7 @@ from services.scores.submissions import (
     BoardRules,
     Submission,
     body_hash,
+    check_no_nul,
     check_score,
     parse_request_id,
     resolve_player,
@@ -139,7 +140,8 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         self, request: scores_pb2.ListScoreHistoryRequest, context: Context
     ) -> scores_pb2.ListScoreHistoryResponse:
         principal = current_principal()
-        user_id = request.user_id or principal.user_id
+        user_id = check_no_nul("user_id", request.user_id) or principal.user_id
+        leaderboard_id = check_no_nul("leaderboard_id", request.leaderboard_id)
         if user_id != principal.user_id and not (principal.is_admin or principal.is_server):
             raise PermissionDenied("players may only read their own history", reason="HISTORY_OF_OTHER_USER")
         size = paging.page_size(request.page_size, default=HISTORY_DEFAULT_PAGE, maximum=HISTORY_MAX_PAGE)
@@ -147,7 +149,7 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         end = _time(request.end_time, request.HasField("end_time"))
         if start and end and start >= end:
             raise InvalidArgument("end_time", "must be after start_time")
-        filters = (user_id, request.leaderboard_id, str(start), str(end))
+        filters = (user_id, leaderboard_id, str(start), str(end))
         cursor = paging.decode_token(request.page_token, filters)
         after = None
         if cursor is not None:
@@ -157,7 +159,7 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
                 raise InvalidArgument("page_token", "malformed page token") from None
         rows = await self._store.history(
             user_id=user_id,
-            leaderboard_id=request.leaderboard_id,
+            leaderboard_id=leaderboard_id,
             start=start,
             end=end,
             after=after,
@@ -173,11 +175,12 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
     async def StreamScoreEvents(
         self, request: scores_pb2.StreamScoreEventsRequest, context: Context
     ) -> AsyncIterator[scores_pb2.StreamScoreEventsResponse]:
-        if not request.leaderboard_id:
+        leaderboard_id = check_no_nul("leaderboard_id", request.leaderboard_id)
+        if not leaderboard_id:
             raise InvalidArgument("leaderboard_id", "required")
         after: tuple[datetime, str] | None = None
         while True:
-            rows = await self._store.board_events(request.leaderboard_id, after, STREAM_CHUNK)
+            rows = await self._store.board_events(leaderboard_id, after, STREAM_CHUNK)
             if rows:
                 chunk = scores_pb2.StreamScoreEventsResponse()
                 add_events(chunk.events, rows)

@@ -15,6 +15,7 @@ from leaderboard.runtime.ids import canonical_uuid, uuid7
 MAX_SAFE_SCORE = 2**53
 MAX_METADATA_BYTES = 1024
 MAX_BATCH = 1000
+_NUL = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +72,18 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
     if size > MAX_METADATA_BYTES:
         raise InvalidArgument("metadata", f"at most {MAX_METADATA_BYTES} bytes in total (got {size})")
-    # PostgreSQL text cannot hold NUL: stored, it would fail the whole batch it came in.
-    if any("\x00" in k or "\x00" in v for k, v in metadata.items()):
+    # Stored, a NUL would fail the whole batch it came in.
+    if any(_NUL in k or _NUL in v for k, v in metadata.items()):
         raise InvalidArgument("metadata", "keys and values may not contain NUL characters")
     return dict(metadata)
+
+
+def check_no_nul(field: str, value: str) -> str:
+    """`value`, if PostgreSQL can take it: its text cannot hold NUL (a query with one
+    fails as a whole instead of matching nothing)."""
+    if _NUL in value:
+        raise InvalidArgument(field, "may not contain NUL characters")
+    return value
 
 
 def resolve_player(principal: Principal, requested_user_id: str) -> str:
