@@ -62,7 +62,7 @@ class SubmitScoreRequest(_message.Message):
     """Player the score is for; only game servers may name another player. Empty = caller."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Small free-form metadata (at most 1 KiB in total)."""
+        """Small free-form metadata: at most 1 KiB in total, no NUL characters."""
 
     def __init__(
         self,
