@@ -304,6 +304,41 @@ def test_batch_values_are_stored_uncompressed(settings: Settings) -> None:
             assert conn.execute(storage).fetchall() == [("scores.batch_answers", "x"), ("scores.outbox", "x")]
 
 
+def test_id_columns_compare_bytewise(settings: Settings) -> None:
+    # s0005: the indexed id columns are COLLATE "C" whatever the database's default (a
+    # locale's rules cost ~5 µs per submission in index inserts); the downgrade restores it.
+    collations = (
+        "SELECT attrelid::regclass::text || '.' || attname, collname FROM pg_attribute a"
+        " JOIN pg_collation c ON c.oid = a.attcollation"
+        " WHERE (attrelid, attname) IN (('scores.score_events'::regclass, 'leaderboard_id'),"
+        " ('scores.score_events'::regclass, 'user_id'), ('scores.submission_requests'::regclass, 'caller_id'))"
+        " ORDER BY 1"
+    )
+    names = [
+        "scores.score_events.leaderboard_id",
+        "scores.score_events.user_id",
+        "scores.submission_requests.caller_id",
+    ]
+    with fresh_database(settings.postgres_url) as url:
+        migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(collations).fetchall() == [(n, "C") for n in names]
+            # Every partition, existing and new, follows its parent.
+            conn.execute(
+                "CREATE TABLE scores.score_events_test PARTITION OF scores.score_events"
+                " FOR VALUES FROM ('2001-01-01') TO ('2001-02-01')"
+            )
+            parts = conn.execute(
+                "SELECT DISTINCT collname FROM pg_inherits i JOIN pg_attribute a ON a.attrelid = i.inhrelid"
+                " JOIN pg_collation c ON c.oid = a.attcollation"
+                " WHERE i.inhparent = 'scores.score_events'::regclass AND a.attname IN ('leaderboard_id', 'user_id')"
+            ).fetchall()
+            assert parts == [("C",)]
+        command.downgrade(migrations.alembic_config("scores", url), "s0004")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(collations).fetchall() == [(n, "default") for n in names]
+
+
 async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) -> None:
     # Creating a partition locks score_events; queued behind a long transaction it would
     # make every insert queue behind it. It gives up after its lock timeout instead, and

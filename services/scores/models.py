@@ -22,8 +22,9 @@ score_events = Table(
     metadata,
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("created_at", DateTime(timezone=True), primary_key=True),
-    Column("leaderboard_id", String(64), nullable=False),
-    Column("user_id", String(64), nullable=False),
+    # Opaque ids: compared bytewise whatever the database's collation (migration s0005).
+    Column("leaderboard_id", String(64, collation="C"), nullable=False),
+    Column("user_id", String(64, collation="C"), nullable=False),
     Column("score", BigInteger, nullable=False),
     Column("request_id", UUID(as_uuid=False), nullable=False),
     Column("submitted_by", String(64), nullable=False),
@@ -34,7 +35,7 @@ score_events = Table(
 submission_requests = Table(
     "submission_requests",
     metadata,
-    Column("caller_id", String(64), primary_key=True),
+    Column("caller_id", String(64, collation="C"), primary_key=True),
     Column("request_id", UUID(as_uuid=False), primary_key=True),
     Column("submission_id", UUID(as_uuid=False), nullable=False),
     Column("body_hash", LargeBinary, nullable=False),
