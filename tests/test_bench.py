@@ -62,7 +62,10 @@ def test_summary_figures() -> None:
     assert summary.errors == {"UNAVAILABLE": 2}
     assert summary.error_count == 2
     empty = summarize([], elapsed_s=0.0)
-    assert (empty.requests_per_s, empty.p99_ms) == (0, 0)
+    assert (empty.requests_per_s, empty.p99_ms, empty.longest_gap_ms) == (0, 0, 0)
+    # A stall: answers every 10 ms, then none for 180 ms (given out of order).
+    stalled = summarize([0.01] * 5, elapsed_s=1.0, answered_at=[100.21, 100.0, 100.01, 100.02, 100.2])
+    assert stalled.longest_gap_ms == pytest.approx(180)
 
 
 def test_median_run_is_a_whole_run() -> None:
@@ -111,6 +114,9 @@ async def test_runner_stops_at_duration_and_counts_errors() -> None:
     assert rec.errors["ConnectionError"] > 0
     assert rec.requests < workload.calls  # warm-up calls are not counted
     assert len(rec.latencies) == rec.summary().requests
+    assert len(rec.answered_at) == rec.requests  # failures are answers too
+    # Four callers of a 1 ms call: the window has no long silence.
+    assert 0 < rec.summary().longest_gap_ms < 100
 
 
 class Unimplemented(Workload):

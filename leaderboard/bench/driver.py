@@ -142,7 +142,10 @@ class Driver:
                     unit=chosen.unit,
                     summary=best,
                     runs_per_s=[s.items_per_s for s in summaries],
-                    notes=(notes if label == labels[0] else []) + chosen.notes + ([describe(cpu, unit)] if cpu else []),
+                    notes=(notes if label == labels[0] else [])
+                    + chosen.notes
+                    + ([describe(cpu, unit)] if cpu else [])
+                    + ([_gap_note(best)] if best.longest_gap_ms else []),
                     steal_percent=chosen.steal_percent,
                     cpu_us_per_item=cpu,
                 )
@@ -213,6 +216,12 @@ class Driver:
                 self._redis_baseline = rows[0].summary
             return self._redis_baseline, f"redis x{PIPELINE_DEPTH}"
         raise ValueError(f"unknown baseline {kind!r}")
+
+
+def _gap_note(summary: Summary) -> str:
+    # Calls in flight are answered every few ms at most; a longer silence is a stall (a
+    # collector pause, a fork, a slow disk) that the percentiles may or may not show.
+    return f"longest time without an answer: {summary.longest_gap_ms:.0f} ms (p99 {summary.p99_ms:.0f} ms)"
 
 
 async def _one(measuring: Awaitable[Measured]) -> list[Measured]:

@@ -83,6 +83,8 @@ class Recording:
     """Raw figures of one measurement (mergeable across processes)."""
 
     latencies: array[float] = field(default_factory=lambda: array("d"))
+    # When each call of the window was answered, failures included (the shared clock).
+    answered_at: array[float] = field(default_factory=lambda: array("d"))
     errors: Counter[str] = field(default_factory=Counter)
     items: int = 0
     item_errors: Counter[str] = field(default_factory=Counter)
@@ -93,6 +95,7 @@ class Recording:
 
     def merge(self, other: Recording) -> None:
         self.latencies.extend(other.latencies)
+        self.answered_at.extend(other.answered_at)
         self.errors.update(other.errors)
         self.items += other.items
         self.item_errors.update(other.item_errors)
@@ -110,6 +113,7 @@ class Recording:
             elapsed_s=self.elapsed_s,
             items=self.items,
             item_errors=self.item_errors,
+            answered_at=self.answered_at,
         )
 
 
@@ -137,6 +141,7 @@ async def closed_loop(
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
     clock = time.perf_counter  # CLOCK_MONOTONIC: comparable across processes on one machine
+
     begin = clock() if start_at is None else start_at
     if begin > clock():
         await asyncio.sleep(begin - clock())
@@ -145,6 +150,12 @@ async def closed_loop(
     rec = Recording()
     issued = 0
     last_done = window_start
+
+    def answered() -> float:
+        now = clock()
+        rec.answered_at.append(now)
+        return now
+
     stop = asyncio.Event()
 
     async def worker() -> None:
@@ -167,15 +178,15 @@ async def closed_loop(
                     return
                 if measured:
                     rec.errors[exc.code().name] += 1
-                    last_done = max(last_done, clock())
+                    last_done = max(last_done, answered())
                 continue
             except Exception as exc:
                 if measured:
                     rec.errors[error_code(exc)] += 1
-                    last_done = max(last_done, clock())
+                    last_done = max(last_done, answered())
                 continue
             if measured:
-                done = clock()
+                done = answered()
                 rec.latencies.append(done - started)
                 rec.items += done_items
                 last_done = max(last_done, done)

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any
 
 
@@ -39,6 +40,9 @@ class Summary:
     max_ms: float
     mean_ms: float
     item_errors: dict[str, int] = field(default_factory=dict)
+    # Longest time inside the window in which no call was answered: a stall of the system
+    # under test (a collector pause, a fork) shows here even when the percentiles hide it.
+    longest_gap_ms: float = 0.0
 
     @property
     def error_count(self) -> int:
@@ -55,14 +59,18 @@ def summarize(
     elapsed_s: float,
     items: int | None = None,
     item_errors: Mapping[str, int] | None = None,
+    answered_at: Sequence[float] | None = None,
 ) -> Summary:
     """Summary of successful requests' latencies (seconds) over `elapsed_s`.
 
     Requests/s counts successful requests only: a failing service must not
     look fast. `items` counts work done inside requests (a batch of 1,000
     submissions is one request and 1,000 items); default one per request.
+    `answered_at`: when each call of the window was answered (any clock, seconds).
     """
     ordered = sorted(latencies_s)
+    moments = sorted(answered_at or ())
+    gap = max((b - a for a, b in pairwise(moments)), default=0.0)
     count = len(ordered)
     done = count if items is None else items
     per_s = (lambda n: n / elapsed_s) if elapsed_s > 0 else (lambda n: 0.0)
@@ -79,6 +87,7 @@ def summarize(
         max_ms=(ordered[-1] if ordered else 0.0) * 1000,
         mean_ms=(sum(ordered) / count if count else 0.0) * 1000,
         item_errors=dict(sorted(Counter(item_errors or {}).items())),
+        longest_gap_ms=gap * 1000,
     )
 
 
