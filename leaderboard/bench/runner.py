@@ -141,7 +141,6 @@ async def closed_loop(
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
     clock = time.perf_counter  # CLOCK_MONOTONIC: comparable across processes on one machine
-
     begin = clock() if start_at is None else start_at
     if begin > clock():
         await asyncio.sleep(begin - clock())
