@@ -409,7 +409,7 @@ async def test_kept_batch_connections_are_recycled(store: ScoreStore, monkeypatc
 
     first = await backend_after_a_batch()
     assert await backend_after_a_batch() == first
-    monkeypatch.setattr(score_store, "RECYCLE_SECONDS", 0.0)
+    monkeypatch.setattr(score_store, "POOL_RECYCLE_SECONDS", 0.0)
     assert await backend_after_a_batch() != first
 
 

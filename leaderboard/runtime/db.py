@@ -22,19 +22,27 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+# Pooled connections are replaced after this long (also those a service keeps itself).
+POOL_RECYCLE_SECONDS = 1800
+
+
+def libpq_connect_timeout(seconds: float) -> int:
+    """libpq's connect_timeout for a deadline: whole seconds, 2 at least. A server that
+    accepts and never answers must not hold a caller for the OS's TCP timeout."""
+    return max(2, round(seconds))
+
+
 def create_engine(url: str, *, pool_size: int = 10, connect_timeout_seconds: float = 5.0) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(url),
-        # libpq's connect_timeout (whole seconds, 2 at least): a server that accepts and
-        # never answers must not hold a caller for the OS's TCP timeout.
-        connect_args={"connect_timeout": max(2, round(connect_timeout_seconds))},
+        connect_args={"connect_timeout": libpq_connect_timeout(connect_timeout_seconds)},
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it would cost a round trip per checkout. A connection the
         # server dropped fails once, SQLAlchemy then invalidates the pool, and the
         # caller's retry (UNAVAILABLE is retried by the client) goes through.
         pool_pre_ping=False,
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE_SECONDS,
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from leaderboard.runtime.db import POOL_RECYCLE_SECONDS, libpq_connect_timeout
 from leaderboard.runtime.errors import Unavailable
 from services.scores import stored_answers
 from services.scores.submissions import Submission
@@ -108,9 +109,6 @@ _PURGE_ANSWERS = text(
     "DELETE FROM scores.batch_answers WHERE ctid = ANY(ARRAY("
     "SELECT ctid FROM scores.batch_answers WHERE created_at < :cutoff LIMIT :n))"
 )
-
-# Kept batch connections are replaced after this long, as the engine's pool_recycle does.
-RECYCLE_SECONDS = 1800.0
 
 # Each batch's answers once, however many of its requests are replayed.
 _BATCH_ANSWERS = text("SELECT batch_id, answers FROM scores.batch_answers WHERE batch_id = ANY(CAST(:ids AS bigint[]))")
@@ -216,7 +214,7 @@ class _DriverConnections:
         """A connection and when it connected (to hand back with it)."""
         while self._idle:
             conn, born = self._idle.pop()
-            if time.monotonic() - born > RECYCLE_SECONDS:  # as the engine's pool_recycle
+            if time.monotonic() - born > POOL_RECYCLE_SECONDS:  # as the engine's pool does
                 await _close(conn)
             elif not conn.closed:
                 return conn, born
@@ -261,8 +259,7 @@ class ScoreStore:
         self._skip_stored_until = 0.0
         self._batch_connections = _DriverConnections(
             engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-            # libpq's connect_timeout is whole seconds, 2 at least (as the engine's).
-            connect_timeout=max(2, round(timeout_seconds)),
+            connect_timeout=libpq_connect_timeout(timeout_seconds),
             # As many as the batcher has batches in flight (16): fewer would reconnect
             # (a server process forked) for every batch over the count under load.
             keep=batch_connections,
