@@ -224,6 +224,34 @@ async def test_sum_saturates_at_2_pow_53(h: Harness) -> None:
     assert await h.score(board, me) == MAX
 
 
+@pytest.mark.parametrize("order", [DESC, ASC])
+async def test_events_reach_the_script_intact_at_the_edges_of_each_field(h: Harness, order: SortOrder) -> None:
+    # Events travel to apply.lua packed into one string (rank_store.encode_events): the
+    # longest names and event ids, multi-byte text and both score bounds must come through.
+    board = await h.board(order=order, policy=Policy.LATEST, windows=[Window.DAILY, Window.MONTHLY])
+    low, high, named = user(), user(), user()
+    name = "名" * 127 + "🏆"  # 128 characters, 384 bytes
+    event_id = "é" * 128
+    results = await h.apply(
+        ev(board, low, -MAX, T0),
+        ev(board, high, MAX, T0 + 1),
+        ev(board, named, 0, T0 + 2, name=name, event_id=event_id),
+    )
+    assert [r.entry.score if r.entry else None for r in results] == [-MAX, MAX, 0]
+    assert [r.entry.rank if r.entry else None for r in results] == (
+        [1, 1, 2] if order is DESC else [1, 2, 2]
+    )  # as each was applied
+    assert results[2].entry is not None and results[2].entry.display_name == name
+    assert results[1].entry is not None and results[1].entry.achieved_ms == T0 + 1
+    (again,) = await h.ranking.apply([ev(board, named, 5, T0 + 3, name=name, event_id=event_id)])
+    assert again.duplicate  # the long non-UUID id was kept as sent
+    for window in (Window.ALL_TIME, Window.DAILY, Window.MONTHLY):
+        assert [e.score for e in await h.top_all(board, window)] == (
+            [MAX, 0, -MAX] if order is DESC else [-MAX, 0, MAX]
+        )
+    assert (await h.ranking.user_rank(board.id, Window.ALL_TIME, named))[0].display_name == name
+
+
 # --- ties ----------------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ Each call here is one round trip: a script, or a pipeline of scripts.
 from __future__ import annotations
 
 import asyncio
+import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ GLOBAL_ID = "global"
 # Fields of one board event before its (period, expiry) pairs; see scripts/board.lua.
 EVENT_FIELDS = 7
 GLOBAL_EVENT_FIELDS = 10
-RESULT_FIELDS = 7
+# apply.lua's answer per event (its RESULT): status, improved, has a standing, stored score,
+# first_ms, rank, players strictly below, total.
+_RESULT = struct.Struct(">BBBqqqqq")
 
 
 class RebuildLost(Unavailable):
@@ -80,6 +83,33 @@ def event_key(event_id: str) -> bytes:
 def first_ms(member: bytes) -> int:
     """The first-achieved milliseconds at the front of a ranked member."""
     return int.from_bytes(member[:6], "big")
+
+
+# Packed layouts of board events (scripts/board.lua's EVENT and WINDOW), by string lengths.
+_EVENT_LAYOUTS: dict[tuple[int, int, int], struct.Struct] = {}
+_WINDOW_LAYOUTS: dict[int, struct.Struct] = {}
+
+
+def encode_events(width: int, fields: Sequence[Any]) -> bytes:
+    """Board events (`width` flat fields each, see board.lua) packed into the one string
+    apply.lua reads: half the bytes of sending each field as an argument, and far less
+    work in Redis, which makes an object and a Lua string of every argument."""
+    parts: list[bytes] = []
+    for i in range(0, len(fields), width):
+        eid, key, stored, t, name, bucket, expiry = fields[i : i + EVENT_FIELDS]
+        name_b, bucket_b = name.encode(), bucket.encode()
+        shape = (len(eid), len(name_b), len(bucket_b))
+        layout = _EVENT_LAYOUTS.get(shape)
+        if layout is None:
+            layout = _EVENT_LAYOUTS[shape] = struct.Struct(f">H{shape[0]}s16sqqH{shape[1]}sB{shape[2]}sq")
+        parts.append(layout.pack(shape[0], eid, key, stored, t, shape[1], name_b, shape[2], bucket_b, expiry))
+        for j in range(i + EVENT_FIELDS, i + width, 2):
+            period = fields[j].encode()
+            window = _WINDOW_LAYOUTS.get(len(period))
+            if window is None:
+                window = _WINDOW_LAYOUTS[len(period)] = struct.Struct(f">B{len(period)}sq")
+            parts.append(window.pack(len(period), period, fields[j + 1]))
+    return b"".join(parts)
 
 
 # --- scripts -------------------------------------------------------------------------
@@ -317,7 +347,7 @@ class RankStore:
         their global part, all in one pipelined round trip. None for a board Redis lacks."""
         ttl = self.page_ttl_ms
         calls: list[Call] = [
-            (APPLY, board_id, ("live", now_ms, ttl, policy, width, *fields))
+            (APPLY, board_id, ("live", now_ms, ttl, policy, _windows(width), encode_events(width, fields)))
             for board_id, policy, width, fields in boards
         ]
         if global_events:
@@ -328,7 +358,8 @@ class RankStore:
     async def apply_one_board(
         self, board_id: str, policy: int, width: int, fields: Sequence[Any], now_ms: int
     ) -> list[Applied] | None:
-        raw = await self._call(APPLY, board_id, ("live", now_ms, self.page_ttl_ms, policy, width, *fields))
+        args = ("live", now_ms, self.page_ttl_ms, policy, _windows(width), encode_events(width, fields))
+        raw = await self._call(APPLY, board_id, args)
         return _applied(raw)
 
     # --- reads ---------------------------------------------------------------------------------
@@ -420,7 +451,8 @@ class RankStore:
         """Apply history to the board's shadow and, when given, to its shadow mirror in global."""
         calls: list[Call] = []
         if fields:
-            calls.append((APPLY, board_id, ("shadow", now_ms, self.flag_ttl_ms, policy, width, *fields)))
+            args = ("shadow", now_ms, self.flag_ttl_ms, policy, _windows(width), encode_events(width, fields))
+            calls.append((APPLY, board_id, args))
         if global_events:
             args = ("shadow", now_ms, self.page_ttl_ms, board_id, self.flag_ttl_ms, *global_events)
             calls.append((GLOBAL_APPLY, GLOBAL_ID, args))
@@ -502,11 +534,15 @@ class RankStore:
 def _applied(raw: Any) -> list[Applied] | None:
     if raw == b"gone":
         return None
-    out = []
-    for i in range(0, len(raw), RESULT_FIELDS):
-        status, improved, stored, first, rank, below, total = raw[i : i + RESULT_FIELDS]
-        out.append(Applied(status, bool(improved), None if stored == b"" else int(stored), first, rank, below, total))
-    return out
+    return [
+        Applied(status, improved == 1, stored if has else None, first, rank, below, total)
+        for status, improved, has, stored, first, rank, below, total in _RESULT.iter_unpack(raw)
+    ]
+
+
+def _windows(width: int) -> int:
+    """Windows per event (besides all-time) of events `width` flat fields wide."""
+    return (width - EVENT_FIELDS) // 2
 
 
 def _rows(raw: Sequence[Any], start: int, count: int) -> list[RawRow]:

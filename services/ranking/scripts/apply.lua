@@ -1,24 +1,37 @@
 -- ApplyScores for one board (after common.lua and board.lua), atomic per event.
--- ARGV: mode ('live' | 'shadow'), now_ms, page_ttl_ms, policy, fields per event, events...
--- live: returns 'gone' when the board has no meta key (deleted, or Redis lost it), else
--- 7 values per event: status (0 applied, 1 duplicate, 2 deferred: a rebuild is running and
--- the event is queued for it), improved, all-time stored score ('' = none), first_ms, rank,
--- players strictly below, total. shadow (a rebuild replaying history; ARGV[3] is then the
--- rebuild flag's TTL, which every call renews): returns the count.
-local mode, now, ttl, policy, width = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local count = (#ARGV - 5) / width
+-- ARGV: mode ('live' | 'shadow'), now_ms, page_ttl_ms, policy, windows per event, events: one
+-- string, each event packed as board.lua's EVENT then WINDOW once per window (one argument
+-- instead of seven or more per event: Valkey turns every argument into an object and a Lua
+-- string, which cost more than the unpacking here).
+-- live: returns 'gone' when the board has no meta key (deleted, or Redis lost it), else one
+-- string of RESULT per event: status (0 applied, 1 duplicate, 2 deferred: a rebuild is
+-- running and the event is queued for it), improved, whether there is an all-time standing,
+-- its stored score and first_ms (0 when none), rank, players strictly below, total. shadow (a
+-- rebuild replaying history; ARGV[3] is then the rebuild flag's TTL, which every call renews):
+-- returns the count.
+local mode, now, ttl, policy, nwin = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local data = ARGV[6]
+local RESULT = '>BBBi8i8i8i8i8'
 
--- Event i's fields, in one table reused for every event (none keeps it past its event).
-local ev = {}
-local function event(i)
-  local base = 5 + (i - 1) * width
-  for j = 1, width do ev[j] = ARGV[base + j] end
+-- The next event's fields, in one table reused for every event (none keeps it past its event).
+local ev, pos = {}, 1
+local function next_event()
+  local p
+  ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = struct.unpack(EVENT, data, pos)
+  for j = 1, nwin do
+    ev[6 + 2 * j], ev[7 + 2 * j], p = struct.unpack(WINDOW, data, p)
+  end
+  pos = p
   return ev
 end
 
 if mode == 'shadow' then
   if redis.call('PEXPIRE', B .. ':rb', ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
-  for i = 1, count do apply_event(SHADOW, policy, event(i), now, ttl) end
+  local count = 0
+  while pos <= #data do
+    apply_event(SHADOW, policy, next_event(), now, ttl)
+    count = count + 1
+  end
   finish_writes()
   return count
 end
@@ -32,8 +45,8 @@ end
 prune_registries(LIVE, now)
 
 local out = {}
-for i = 1, count do
-  local ev = event(i)
+while pos <= #data do
+  local ev = next_event()
   local status, improved, e, hidden = 2, false, nil, nil
   if rebuilding then
     redis.call('RPUSH', B .. ':pend', cmsgpack.pack(ev))
@@ -46,16 +59,10 @@ for i = 1, count do
     hidden = is_hidden(uk)
     e = read_entry(LIVE, 'a', uk, hidden)
   end
-  local s = e and fmt(e[1])
-  local rank, below, total = standing(LIVE, 'a', s, hidden)
-  local n = #out
-  out[n + 1] = status
-  out[n + 2] = improved and 1 or 0
-  out[n + 3] = s or ''
-  out[n + 4] = e and e[2] or 0
-  out[n + 5] = rank
-  out[n + 6] = below
-  out[n + 7] = total
+  local rank, below, total = standing(LIVE, 'a', e and fmt(e[1]), hidden)
+  out[#out + 1] = struct.pack(
+    RESULT, status, improved and 1 or 0, e and 1 or 0, e and e[1] or 0, e and e[2] or 0, rank, below, total
+  )
 end
 finish_writes()
-return out
+return table.concat(out)

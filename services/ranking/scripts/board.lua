@@ -1,7 +1,10 @@
 -- Applying score events to one board (after common.lua). An event is the list
 -- {event_id, user_key, stored_score, achieved_ms, display_name, dedup_bucket, bucket_expiry,
 --  period_1, expiry_1, ...}: one (period, expiry) per window besides all-time, period ''
--- when the event's period is past retention.
+-- when the event's period is past retention. Callers send it packed (rank_store.py's
+-- encode_events): EVENT, then WINDOW for each (period, expiry); strings carry their length.
+local EVENT = '>Hc0c16i8i8Hc0Bc0i8'
+local WINDOW = '>Bc0i8'
 
 -- Returns status (0 applied, 1 duplicate), whether the all-time standing improved, and
 -- for an applied event the all-time {stored, first_ms} after it and whether the player is
