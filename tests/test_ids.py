@@ -6,7 +6,7 @@ import random
 import time
 import uuid
 
-from leaderboard.runtime.ids import canonical_uuid, random_hex, random_uuid4, uuid7, uuid_text
+from leaderboard.runtime.ids import canonical_uuid, random_hex, random_uuid4, uuid7, uuid7s, uuid_text
 
 
 def test_random_uuid4_is_a_version_4_uuid_in_canonical_text() -> None:
@@ -47,3 +47,16 @@ def test_uuid7_within_one_millisecond_are_valid_and_distinct() -> None:
     for text in ids:
         parsed = uuid.UUID(text)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_uuid7s_share_their_millisecond_and_are_valid_and_distinct() -> None:
+    ms = 1_764_650_000_123
+    ids = uuid7s(5000, ms)
+    assert len(set(ids)) == len(ids) == 5000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert parsed.int >> 80 == ms
+    assert uuid7s(0) == []
+    (now,) = uuid7s(1)
+    assert abs((uuid.UUID(now).int >> 80) - time.time_ns() // 1_000_000) < 5_000

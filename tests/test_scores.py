@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from leaderboard.client import Client, channel_options, error_details
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.embedded import free_port
+from leaderboard.runtime.ids import uuid7
 from leaderboard.runtime.server import start_service
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
@@ -367,6 +368,7 @@ def relay_items(boards: Sequence[str], users: Sequence[str]) -> list[Submission]
             submitted_by="relay-test",
             display_name="",
             body_hash=b"x",
+            id=uuid7(),
         )
         item.created_at = created
         items.append(item)

@@ -19,6 +19,7 @@ from leaderboard.runtime.config import Settings
 from leaderboard.runtime.context import Principal
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from leaderboard.runtime.ids import uuid7
 from leaderboard.v1 import common_pb2
 from services.scores import score_store, stored_answers
 from services.scores.batcher import now_ms
@@ -63,6 +64,7 @@ def make(board: str, user: str, score: int, *, caller: str | None = None, reques
         submitted_by=caller or user,
         display_name=user.upper(),
         body_hash=body_hash(board, user, score, {"level": "3"}),
+        id=uuid7(),
     )
     item.created_at = now_ms()
     return item

@@ -23,6 +23,7 @@ import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
+from leaderboard.runtime.ids import uuid7s
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
 from services.scores import stored_answers
 from services.scores.ranking_link import RankingLink, timestamp_of
@@ -59,10 +60,12 @@ def to_proto(s: Submission) -> common_pb2.ScoreSubmission:
     return message
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def now_ms() -> datetime:
     """Now, truncated to the millisecond: history and ranking must agree exactly."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    return _EPOCH + timedelta(milliseconds=time.time_ns() // 1_000_000)
 
 
 Outcome = scores_pb2.SubmitScoreResponse | BaseException
@@ -308,10 +311,12 @@ class SubmitBatcher:
                     followers.append(pending)
                 else:
                     leaders[item.key] = pending
-        created = now_ms()
+        created_ms = time.time_ns() // 1_000_000
+        created = _EPOCH + timedelta(milliseconds=created_ms)
         pendings = list(leaders.values())
         items = [p.item for p in pendings]
-        for item in items:
+        for item, submission_id in zip(items, uuid7s(len(items), created_ms), strict=True):
+            item.id = submission_id
             item.created_at = created
         delivered, answers = self._take_bookkeeping()
         started = time.perf_counter()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from leaderboard.runtime.context import Principal
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
-from leaderboard.runtime.ids import canonical_uuid, uuid7
+from leaderboard.runtime.ids import canonical_uuid
 
 MAX_SAFE_SCORE = 2**53
 MAX_METADATA_BYTES = 1024
@@ -41,8 +41,9 @@ class Submission:
     submitted_by: str
     display_name: str
     body_hash: bytes
-    # UUIDv7: a batch's history rows land together in the primary-key index.
-    id: str = field(default_factory=uuid7)
+    # UUIDv7, given with created_at when its batch is stored (one draw of random bits per
+    # batch: uuid7s); a batch's history rows land together in the primary-key index.
+    id: str = ""
     created_at: datetime | None = None
 
     @property
