@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -103,32 +102,28 @@ class _Call:
                 self.settle(index, error)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """One submission of a call, as a batch sees it."""
+class _Batch:
+    """A batch's new submissions (the first of each caller + request_id), in order, with
+    the call and the index in it that each answers: parallel lists rather than an object
+    per submission, which the collector walked again and again while the batch lasted."""
 
-    call: _Call
-    index: int
+    __slots__ = ("calls", "indexes", "items")
 
-    @property
-    def item(self) -> Submission:
-        return self.call.items[self.index]
+    def __init__(self) -> None:
+        self.items: list[Submission] = []
+        self.calls: list[_Call] = []
+        self.indexes: list[int] = []
 
-    def answer(self, outcome: Outcome) -> None:
-        self.call.settle(self.index, outcome)
+    def add(self, call: _Call, index: int) -> None:
+        self.items.append(call.items[index])
+        self.calls.append(call)
+        self.indexes.append(index)
 
-    def response(self, applied: bool) -> scores_pb2.SubmitScoreResponse:
-        """The message to answer in: the caller's target when it gave one."""
-        targets = self.call.targets
-        if targets is None:
-            return scores_pb2.SubmitScoreResponse(applied=applied)
-        target = targets[self.index]
-        target.applied = applied
-        return target
+    def answer(self, position: int, outcome: Outcome) -> None:
+        self.calls[position].settle(self.indexes[position], outcome)
 
-    @property
-    def outcome(self) -> Outcome | None:
-        return self.call.outcomes[self.index]
+    def outcome(self, position: int) -> Outcome | None:
+        return self.calls[position].outcomes[self.indexes[position]]
 
 
 class SubmitBatcher:
@@ -299,22 +294,24 @@ class SubmitBatcher:
                 call.fail_unsettled(error)
 
     async def _process_batch(self, batch: list[_Call]) -> None:
-        # Same caller + request_id inside one batch: the first is the leader.
-        leaders: dict[tuple[str, str], _Pending] = {}
-        followers: list[_Pending] = []
+        # Same caller + request_id inside one batch: the first is the leader, the others
+        # (call, index, leader's position) follow it.
+        leaders: dict[str, int] = {}
+        new = _Batch()
+        followers: list[tuple[_Call, int, int]] = []
         for call in batch:
             if call.future.done():
                 continue  # caller went away (cancelled)
             for index, item in enumerate(call.items):
-                pending = _Pending(call, index)
-                if item.key in leaders:
-                    followers.append(pending)
+                # request_id is a canonical UUID (36 characters): the key is unambiguous.
+                position = leaders.setdefault(item.request_id + item.caller_id, len(new.items))
+                if position == len(new.items):
+                    new.add(call, index)
                 else:
-                    leaders[item.key] = pending
+                    followers.append((call, index, position))
+        items = new.items
         created_ms = time.time_ns() // 1_000_000
         created = _EPOCH + timedelta(milliseconds=created_ms)
-        pendings = list(leaders.values())
-        items = [p.item for p in pendings]
         for item, submission_id in zip(items, uuid7s(len(items), created_ms), strict=True):
             item.id = submission_id
             item.created_at = created
@@ -328,10 +325,10 @@ class SubmitBatcher:
         self._forget_stored(answers)
         stored = time.perf_counter()
         old = written.already_stored
-        if written.batch_id is not None and len(old) < len(pendings):
-            await self._apply_and_answer(written.batch_id, pendings, old)
+        if written.batch_id is not None and len(old) < len(items):
+            await self._apply_and_answer(written.batch_id, new, old)
         if old:  # after the new ones: a retry may wait for a first answer
-            await self._answer_duplicates([p for p in pendings if p.item.id in old])
+            await self._answer_duplicates(new, [p for p, item in enumerate(items) if item.id in old])
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch of %d: store %.1f ms, apply+answer %.1f ms, %d in flight",
@@ -340,41 +337,48 @@ class SubmitBatcher:
                 1000 * (time.perf_counter() - stored),
                 self._busy,
             )
-        for follower in followers:
-            self._answer_follower(follower, leaders[follower.item.key])
+        for call, index, leader in followers:
+            self._answer_follower(call, index, new, leader)
 
-    async def _apply_and_answer(self, batch_id: int, pendings: list[_Pending], old: frozenset[str]) -> None:
-        """Apply the batch's new submissions and answer them; `pendings` in batch order
+    async def _apply_and_answer(self, batch_id: int, new: _Batch, old: frozenset[str]) -> None:
+        """Apply the batch's new submissions and answer them; `new.items` in batch order
         (position i + 1 in the stored batch)."""
         unstored: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._unstored[batch_id] = unstored
         packed: bytes | None = None
         try:
-            packed = await self._apply_and_answer_new(batch_id, pendings, old)
+            packed = await self._apply_and_answer_new(batch_id, new, old)
         finally:
             unstored.set_result(packed)
             if packed is None:  # broke off: nothing will be stored
                 del self._unstored[batch_id]
 
-    async def _apply_and_answer_new(self, batch_id: int, pendings: list[_Pending], old: frozenset[str]) -> bytes:
+    async def _apply_and_answer_new(self, batch_id: int, new: _Batch, old: frozenset[str]) -> bytes:
         """Returns the batch's packed first answers, as kept for replays."""
-        new = [p for p in pendings if p.item.id not in old] if old else pendings
+        items = new.items
+        fresh = [s for s in items if s.id not in old] if old else items
         results: dict[str, ranking_pb2.ApplyScoresResult] = {}
         try:
-            results = {r.event_id: r for r in await self._ranking.apply([p.item for p in new])}
+            results = {r.event_id: r for r in await self._ranking.apply(fresh)}
         except grpc.aio.AioRpcError as exc:
             # Durable already: the relay will deliver it; answer with rank unknown.
             log.warning("ApplyScores failed (%s); the outbox relay will retry", exc.code().name)
-        answers: list[bytes | None] = [None] * len(pendings)
+        answers: list[bytes | None] = [None] * len(items)
         answered = 0
-        for position, pending in enumerate(pendings):
-            item = pending.item
+        calls, indexes = new.calls, new.indexes
+        for position, item in enumerate(items):
             if old and item.id in old:
                 continue
             found = results.get(item.id)
             # `deferred`: ranking queued it behind a running rebuild; delivered, not yet ranked.
             applied = found is not None and not found.deferred
-            response = pending.response(applied)
+            # The message to answer in: the caller's target when it gave one.
+            call, index = calls[position], indexes[position]
+            if call.targets is None:
+                response = scores_pb2.SubmitScoreResponse(applied=applied)
+            else:
+                response = call.targets[index]
+                response.applied = applied
             if found is not None:
                 if applied:
                     response.entry.CopyFrom(found.entry)
@@ -384,8 +388,8 @@ class SubmitBatcher:
                 answers[position] = response.SerializeToString()
                 answered += 1
             fill_submission(response.submission, item)
-            pending.answer(response)
-        if answered == len(new):
+            call.settle(index, response)
+        if answered == len(fresh):
             self._delivered.append(batch_id)  # else the relay delivers the batch (ranking dedups)
         # Kept even when none has a rank (ranking was down): a replay then knows at once
         # that the first answer had none, on any replica, instead of waiting to see.
@@ -393,14 +397,16 @@ class SubmitBatcher:
         self._answers.append((batch_id, packed))
         return packed
 
-    async def _answer_duplicates(self, duplicates: list[_Pending]) -> None:
-        existing = await self._existing_with_first_answers([p.item.key for p in duplicates])
-        for pending in duplicates:
-            found = existing.get(pending.item.key)
+    async def _answer_duplicates(self, new: _Batch, positions: list[int]) -> None:
+        """Answer the submissions at `positions` of `new`, whose requests were stored before."""
+        existing = await self._existing_with_first_answers([new.items[p].key for p in positions])
+        for position in positions:
+            item = new.items[position]
+            found = existing.get(item.key)
             if found is None:  # the row vanished between statements: treat as transient
-                pending.answer(Unavailable("retry the submission"))
-            elif found.body_hash != pending.item.body_hash:
-                pending.answer(_reused(pending.item))
+                new.answer(position, Unavailable("retry the submission"))
+            elif found.body_hash != item.body_hash:
+                new.answer(position, _reused(item))
             else:
                 unstored = self._unstored.get(found.batch_id) if found.batch_id is not None else None
                 if not found.answers_stored and unstored is not None and found.batch_position is not None:
@@ -410,9 +416,9 @@ class SubmitBatcher:
                             found, response=stored_answers.answer_at(packed, found.batch_position)
                         )
                 try:
-                    pending.answer(_replay(found))
+                    new.answer(position, _replay(found))
                 except DomainError as exc:
-                    pending.answer(exc)
+                    new.answer(position, exc)
 
     async def _existing_with_first_answers(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], ExistingRequest]:
         """The stored requests of `keys`; those whose first answer another replica is
@@ -437,14 +443,15 @@ class SubmitBatcher:
         return existing
 
     @staticmethod
-    def _answer_follower(follower: _Pending, leader: _Pending) -> None:
-        if follower.item.body_hash != leader.item.body_hash:
-            follower.answer(_reused(follower.item))
+    def _answer_follower(call: _Call, index: int, new: _Batch, leader: int) -> None:
+        item = call.items[index]
+        if item.body_hash != new.items[leader].body_hash:
+            call.settle(index, _reused(item))
             return
-        outcome = leader.outcome
+        outcome = new.outcome(leader)
         # Leaders are answered first, so None would mean the leader's batch broke off
         # before answering it: the follower then gets what the leader would, a retry.
-        follower.answer(outcome if outcome is not None else Unavailable("retry the submission"))
+        call.settle(index, outcome if outcome is not None else Unavailable("retry the submission"))
 
 
 def _reused(item: Submission) -> AlreadyExists:

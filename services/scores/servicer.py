@@ -48,20 +48,19 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         self._batcher = batcher
         self._limiter = limiter
 
-    async def _validate(
-        self, request: scores_pb2.SubmitScoreRequest, principal: Principal, field_prefix: str = ""
-    ) -> Submission:
+    async def _validate(self, request: scores_pb2.SubmitScoreRequest, principal: Principal) -> Submission:
         rules = await self._ranking.rules(request.leaderboard_id) if request.leaderboard_id else None
-        return self._check(request, principal, rules, field_prefix)
+        return self._check(request, principal, rules)
 
     def _check(
         self,
         request: scores_pb2.SubmitScoreRequest,
         principal: Principal,
         rules: BoardRules | None,
-        field_prefix: str = "",
+        index: int | None = None,
     ) -> Submission:
-        """Validate one submission against its board's rules (no I/O: batches look rules up once)."""
+        """Validate one submission against its board's rules (no I/O: batches look rules up
+        once). `index`: its place in a batch, which errors name (requests[index].field)."""
         # Each field read once: a protobuf attribute read costs about as much as a check.
         leaderboard_id, score = request.leaderboard_id, request.score
         try:
@@ -72,8 +71,9 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
             metadata = validate_metadata(request.metadata)
             check_score(rules, leaderboard_id, score, principal)
         except InvalidArgument as exc:
-            if field_prefix:
-                raise InvalidArgument(field_prefix + exc.field, exc.description, reason=exc.reason) from None
+            if index is not None:
+                field = f"requests[{index}].{exc.field}"
+                raise InvalidArgument(field, exc.description, reason=exc.reason) from None
             raise
         wait = self._limiter.try_acquire(user_id)
         if wait:
@@ -114,19 +114,22 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
             except DomainError as exc:
                 rules[board] = exc
         response = scores_pb2.BatchSubmitScoresResponse()
-        valid: list[tuple[scores_pb2.BatchSubmitScoresResult, Submission]] = []
+        # The valid items and their results, as parallel lists (no pair per item to collect).
+        submissions: list[Submission] = []
+        accepted: list[scores_pb2.BatchSubmitScoresResult] = []
         for index, item in enumerate(request.requests):
             result = response.results.add()
             try:
                 board_rules = rules.get(item.leaderboard_id)
                 if isinstance(board_rules, DomainError):
                     raise board_rules
-                valid.append((result, self._check(item, principal, board_rules, f"requests[{index}].")))
+                submissions.append(self._check(item, principal, board_rules, index))
+                accepted.append(result)
             except DomainError as exc:
                 _fail(result, exc)
-        targets = [r.response for r, _ in valid]
-        outcomes = await self._batcher.submit_many([s for _, s in valid], targets)
-        for (result, _), target, outcome in zip(valid, targets, outcomes, strict=True):
+        targets = [result.response for result in accepted]
+        outcomes = await self._batcher.submit_many(submissions, targets)
+        for result, target, outcome in zip(accepted, targets, outcomes, strict=True):
             if isinstance(outcome, scores_pb2.SubmitScoreResponse):
                 if outcome is not target:  # a replay's or a same-batch duplicate's answer
                     target.CopyFrom(outcome)
