@@ -171,17 +171,20 @@ class Ranking:
         return [board.id, int(board.policy), sign, eid, key, stored, t, name, bucket, expiry]
 
     def _validate_event(self, ev: ScoreEvent, index: int, known_board: bool) -> bytes:
-        prefix = f"events[{index}]"
-        if not ev.event_id or len(ev.event_id) > MAX_EVENT_ID:
-            raise InvalidArgument(f"{prefix}.event_id", "is required (at most 128 characters)")
-        if not known_board:  # a call's events mostly share a board: check its id once
-            validate_id(ev.leaderboard_id, f"{prefix}.leaderboard_id")
-        key = parse_user_id(ev.user_id, f"{prefix}.user_id")
-        validate_score(ev.score, f"{prefix}.score")
-        if not 0 < ev.achieved_ms < MAX_TIME_MS:
-            raise InvalidArgument(f"{prefix}.achieved_at", "is required (after 1970)")
-        if len(ev.display_name) > MAX_DISPLAY_NAME:
-            raise InvalidArgument(f"{prefix}.display_name", "must be at most 128 characters")
+        try:
+            if not ev.event_id or len(ev.event_id) > MAX_EVENT_ID:
+                raise InvalidArgument("event_id", "is required (at most 128 characters)")
+            if not known_board:  # a call's events mostly share a board: check its id once
+                validate_id(ev.leaderboard_id, "leaderboard_id")
+            key = parse_user_id(ev.user_id, "user_id")
+            validate_score(ev.score, "score")
+            if not 0 < ev.achieved_ms < MAX_TIME_MS:
+                raise InvalidArgument("achieved_at", "is required (after 1970)")
+            if len(ev.display_name) > MAX_DISPLAY_NAME:
+                raise InvalidArgument("display_name", "must be at most 128 characters")
+        except InvalidArgument as exc:
+            # Named by its place only when it fails (not formatted for every event).
+            raise InvalidArgument(f"events[{index}].{exc.field}", exc.description, reason=exc.reason) from None
         return key
 
     async def apply(self, events: Sequence[ScoreEvent]) -> list[ApplyResult]:
