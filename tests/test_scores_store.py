@@ -341,6 +341,24 @@ def test_id_columns_compare_bytewise(settings: Settings) -> None:
             assert conn.execute(collations).fetchall() == [(n, "default") for n in names]
 
 
+def test_idempotency_keys_lead_with_the_request_id(settings: Settings) -> None:
+    # s0006: (request_id, caller_id), so index inserts under one game server's caller id
+    # do not compare equal caller ids first; the downgrade restores (caller_id, request_id).
+    key = (
+        "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"
+        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = 'scores.submission_requests'::regclass AND i.indisprimary"
+    )
+    with fresh_database(settings.postgres_url) as url:
+        migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(key).fetchone() == (["request_id", "caller_id"],)
+        command.downgrade(migrations.alembic_config("scores", url), "s0005")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(key).fetchone() == (["caller_id", "request_id"],)
+
+
 async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) -> None:
     # Creating a partition locks score_events; queued behind a long transaction it would
     # make every insert queue behind it. It gives up after its lock timeout instead, and

@@ -10,7 +10,7 @@ good.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from leaderboard.runtime.db import schema_metadata
@@ -35,14 +35,16 @@ score_events = Table(
 submission_requests = Table(
     "submission_requests",
     metadata,
-    Column("caller_id", String(64, collation="C"), primary_key=True),
-    Column("request_id", UUID(as_uuid=False), primary_key=True),
+    Column("caller_id", String(64, collation="C"), nullable=False),
+    Column("request_id", UUID(as_uuid=False), nullable=False),
     Column("submission_id", UUID(as_uuid=False), nullable=False),
     Column("body_hash", LargeBinary, nullable=False),
     Column("response", LargeBinary),  # rows stored before batch_answers existed
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("batch_id", BigInteger),
     Column("batch_position", Integer),
+    # The random request id first: one game server sends all under one caller id (s0006).
+    PrimaryKeyConstraint("request_id", "caller_id"),
 )
 
 outbox = Table(
