@@ -53,6 +53,7 @@ def test_uuid7s_share_their_millisecond_and_are_valid_and_distinct() -> None:
     ms = 1_764_650_000_123
     ids = uuid7s(5000, ms)
     assert len(set(ids)) == len(ids) == 5000
+    assert ids == sorted(ids)  # a batch's rows append at the index's right edge
     for text in ids:
         parsed = uuid.UUID(text)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

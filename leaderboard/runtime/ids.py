@@ -41,9 +41,12 @@ def uuid7() -> str:
 
 
 def uuid7s(count: int, ms: int | None = None) -> list[str]:
-    """`count` UUIDv7s of millisecond `ms` (default: now), formatted from one draw of
-    random bits: ~0.4 µs each, where formatting each from its own draw cost ~1.2.
-    72 random bits each: the variant group's first digit is always 8."""
+    """`count` UUIDv7s of millisecond `ms` (default: now), in increasing order, formatted
+    from one draw of random bits: ~0.7 µs each, where formatting each from its own draw
+    cost ~1.2. 72 random bits each: the variant group's first digit is always 8.
+    Increasing, a batch's rows keyed by them go in at the right edge of the index (its
+    cached rightmost page) instead of each searching from the root: 8.6 against 9.5 ms
+    per 1,000-row insert with two such indexes."""
     if count <= 0:
         return []
     if ms is None:
@@ -51,10 +54,8 @@ def uuid7s(count: int, ms: int | None = None) -> list[str]:
     t = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
     prefix = f"{t[:8]}-{t[8:]}-7"
     digits = f"{_rng.getrandbits(72 * count):0{18 * count}x}"
-    return [
-        f"{prefix}{digits[i : i + 3]}-8{digits[i + 3 : i + 6]}-{digits[i + 6 : i + 18]}"
-        for i in range(0, 18 * count, 18)
-    ]
+    randoms = sorted([digits[i : i + 18] for i in range(0, 18 * count, 18)])
+    return [f"{prefix}{r[:3]}-8{r[3:6]}-{r[6:]}" for r in randoms]
 
 
 def random_hex(bits: int = 128) -> str:
