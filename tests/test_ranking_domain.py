@@ -303,6 +303,8 @@ async def test_bad_events_name_their_field(h: Harness) -> None:
     cases = [
         (ScoreEvent("", board.id, user(), 1, T0), "events[0].event_id"),
         (ScoreEvent("e", board.id, "not-a-uuid", 1, T0), "events[0].user_id"),
+        # 36 characters with the canonical hyphens and two more: no 15-byte key.
+        (ScoreEvent("e", board.id, "01234567-0123-0123-0123-01234--789ab", 1, T0), "events[0].user_id"),
         (ScoreEvent("e", board.id, user(), 1, 0), "events[0].achieved_at"),
         (ScoreEvent("e", "Bad Id", user(), 1, T0), "events[0].leaderboard_id"),
         (ScoreEvent("e", GLOBAL_ID, user(), 1, T0), "events[0].leaderboard_id"),

@@ -9,6 +9,7 @@ Each call here is one round trip: a script, or a pipeline of scripts.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -49,11 +50,14 @@ class RebuildLost(Unavailable):
 
 def user_key(user_id: str) -> bytes:
     """A player's 16-byte key (the UUID's bytes). Raises ValueError when it is no UUID."""
-    if len(user_id) == 36 and user_id[8] == "-" and user_id[13] == "-" and user_id[18] == "-":
+    if len(user_id) == 36 and user_id[8:24:5] == "----":  # the canonical form's hyphens
         try:
-            return bytes.fromhex(user_id.replace("-", ""))
-        except ValueError:
+            key = binascii.a2b_hex(user_id.replace("-", ""))
+        except binascii.Error:
             pass
+        else:
+            if len(key) == 16:  # more hyphens than the four: not this form
+                return key
     return uuid.UUID(user_id).bytes
 
 
