@@ -24,7 +24,7 @@ from leaderboard.runtime.server import start_service
 from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
 from services.scores import ranking_link
-from services.scores.batcher import SubmitBatcher
+from services.scores.batcher import SubmissionWriter, SubmitBatcher, to_proto
 from services.scores.outbox_relay import OutboxRelay
 from services.scores.ranking_link import RankingLink
 from services.scores.score_store import ScoreStore
@@ -711,3 +711,49 @@ async def test_board_rules_are_read_once_however_many_ask(stack: Stack, monkeypa
         assert counter.calls == 3
     finally:
         await client.close()
+
+
+def mixed_submissions() -> list[Submission]:
+    """Runs of submissions that share board, submitter and time, and some that do not."""
+    start = datetime(2031, 5, 4, 3, 2, 1, 123000, tzinfo=UTC)
+    items = []
+    for i in range(60):
+        item = Submission(
+            caller_id="c",
+            request_id=str(uuid.uuid4()),
+            leaderboard_id=f"board-{i // 20}",
+            user_id=str(uuid.uuid4()),
+            score=i - 30,
+            metadata={"level": str(i)} if i % 7 == 0 else {},
+            submitted_by="server-a" if i % 11 else "server-b",
+            display_name="Ann" if i % 3 == 0 else "",
+            body_hash=b"",
+            id=uuid7(),
+        )
+        item.created_at = start + timedelta(milliseconds=i // 10)
+        items.append(item)
+    return items
+
+
+def test_apply_requests_and_answers_built_from_shared_fields_match_field_by_field() -> None:
+    # add_events and the batch's answers parse the fields a batch shares from bytes made
+    # once; whatever the runs of shared fields, the messages must equal ones built plainly.
+    items = mixed_submissions()
+    request = ranking_pb2.ApplyScoresRequest()
+    ranking_link.add_events(request.events, items)
+    assert list(request.events) == [
+        ranking_pb2.ScoreEvent(
+            event_id=s.id,
+            leaderboard_id=s.leaderboard_id,
+            user_id=s.user_id,
+            score=s.score,
+            achieved_at=ranking_link.timestamp_of(s.created_at),
+            display_name=s.display_name,
+        )
+        for s in items
+    ]
+    writer = SubmissionWriter()
+    for s in items:
+        written = common_pb2.ScoreSubmission()
+        writer.fill(written, s)
+        assert written == to_proto(s)

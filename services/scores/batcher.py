@@ -53,6 +53,39 @@ def fill_submission(target: common_pb2.ScoreSubmission, s: Submission) -> None:
         target.create_time.CopyFrom(timestamp_of(s.created_at))
 
 
+class SubmissionWriter:
+    """fill_submission for a batch's answers: the fields its submissions mostly share
+    (board, submitter, time) are serialized once and parsed into each answer, which
+    costs less than setting them one by one, the Timestamp most (0.7 against 1.1 µs
+    an answer); then each takes its own id, request id, player, score and metadata."""
+
+    __slots__ = ("_like", "_shared")
+
+    def __init__(self) -> None:
+        self._like: Submission | None = None
+        self._shared = b""
+
+    def fill(self, target: common_pb2.ScoreSubmission, s: Submission) -> None:
+        like = self._like
+        if (
+            like is None
+            or s.created_at is not like.created_at
+            or s.leaderboard_id != like.leaderboard_id
+            or s.submitted_by != like.submitted_by
+        ):
+            shared = common_pb2.ScoreSubmission(leaderboard_id=s.leaderboard_id, submitted_by=s.submitted_by)
+            if s.created_at is not None:
+                shared.create_time.CopyFrom(timestamp_of(s.created_at))
+            self._like, self._shared = s, shared.SerializeToString()
+        target.MergeFromString(self._shared)
+        target.id = s.id
+        target.request_id = s.request_id
+        target.user_id = s.user_id
+        target.score = s.score
+        if s.metadata:
+            target.metadata.update(s.metadata)
+
+
 def to_proto(s: Submission) -> common_pb2.ScoreSubmission:
     message = common_pb2.ScoreSubmission()
     fill_submission(message, s)
@@ -366,6 +399,7 @@ class SubmitBatcher:
         answers: list[bytes | None] = [None] * len(items)
         answered = 0
         calls, indexes = new.calls, new.indexes
+        writer = SubmissionWriter()
         for position, item in enumerate(items):
             if old and item.id in old:
                 continue
@@ -387,7 +421,7 @@ class SubmitBatcher:
                 # (a replay joins them): a third of the bytes to encode and write.
                 answers[position] = response.SerializeToString()
                 answered += 1
-            fill_submission(response.submission, item)
+            writer.fill(response.submission, item)
             call.settle(index, response)
         if answered == len(fresh):
             self._delivered.append(batch_id)  # else the relay delivers the batch (ranking dedups)
