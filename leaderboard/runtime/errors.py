@@ -54,6 +54,10 @@ class InvalidArgument(DomainError):
         self.field = field
         self.description = message
 
+    def within(self, prefix: str) -> InvalidArgument:
+        """The same error, its field named inside `prefix` (an item of a list: events[3])."""
+        return InvalidArgument(f"{prefix}.{self.field}", self.description, reason=self.reason)
+
     def details(self) -> list[any_pb2.Any]:
         packed = any_pb2.Any()
         packed.Pack(

@@ -184,7 +184,7 @@ class Ranking:
                 raise InvalidArgument("display_name", "must be at most 128 characters")
         except InvalidArgument as exc:
             # Named by its place only when it fails (not formatted for every event).
-            raise InvalidArgument(f"events[{index}].{exc.field}", exc.description, reason=exc.reason) from None
+            raise exc.within(f"events[{index}]") from None
         return key
 
     async def apply(self, events: Sequence[ScoreEvent]) -> list[ApplyResult]:

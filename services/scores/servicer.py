@@ -72,8 +72,7 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
             check_score(rules, leaderboard_id, score, principal)
         except InvalidArgument as exc:
             if index is not None:
-                field = f"requests[{index}].{exc.field}"
-                raise InvalidArgument(field, exc.description, reason=exc.reason) from None
+                raise exc.within(f"requests[{index}]") from None
             raise
         wait = self._limiter.try_acquire(user_id)
         if wait:
