@@ -41,16 +41,26 @@ REPLAY_POLL_SECONDS = 0.05
 
 def fill_submission(target: common_pb2.ScoreSubmission, s: Submission) -> None:
     """Write a submission into a message in place (no intermediate message to copy)."""
-    target.id = s.id
-    target.request_id = s.request_id
+    _fill_shared(target, s)
+    _fill_own(target, s)
+
+
+def _fill_shared(target: common_pb2.ScoreSubmission, s: Submission) -> None:
+    """The fields a batch's submissions mostly share (SubmissionWriter serializes them once)."""
     target.leaderboard_id = s.leaderboard_id
-    target.user_id = s.user_id
-    target.score = s.score
     target.submitted_by = s.submitted_by
-    if s.metadata:
-        target.metadata.update(s.metadata)
     if s.created_at is not None:
         target.create_time.CopyFrom(timestamp_of(s.created_at))
+
+
+def _fill_own(target: common_pb2.ScoreSubmission, s: Submission) -> None:
+    """The fields no two submissions share."""
+    target.id = s.id
+    target.request_id = s.request_id
+    target.user_id = s.user_id
+    target.score = s.score
+    if s.metadata:
+        target.metadata.update(s.metadata)
 
 
 class SubmissionWriter:
@@ -73,17 +83,11 @@ class SubmissionWriter:
             or s.leaderboard_id != like.leaderboard_id
             or s.submitted_by != like.submitted_by
         ):
-            shared = common_pb2.ScoreSubmission(leaderboard_id=s.leaderboard_id, submitted_by=s.submitted_by)
-            if s.created_at is not None:
-                shared.create_time.CopyFrom(timestamp_of(s.created_at))
+            shared = common_pb2.ScoreSubmission()
+            _fill_shared(shared, s)
             self._like, self._shared = s, shared.SerializeToString()
         target.MergeFromString(self._shared)
-        target.id = s.id
-        target.request_id = s.request_id
-        target.user_id = s.user_id
-        target.score = s.score
-        if s.metadata:
-            target.metadata.update(s.metadata)
+        _fill_own(target, s)
 
 
 def to_proto(s: Submission) -> common_pb2.ScoreSubmission:
