@@ -6,7 +6,7 @@ import random
 import time
 import uuid
 
-from leaderboard.runtime.ids import canonical_uuid, random_hex, random_uuid4, uuid7, uuid7s, uuid_text
+from leaderboard.runtime.ids import canonical_uuid, random_hex, random_uuid4, random_uuid4s, uuid7, uuid7s, uuid_text
 
 
 def test_random_uuid4_is_a_version_4_uuid_in_canonical_text() -> None:
@@ -16,6 +16,15 @@ def test_random_uuid4_is_a_version_4_uuid_in_canonical_text() -> None:
     for text in ids:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_random_uuid4s_are_version_4_uuids_in_canonical_text() -> None:
+    ids = random_uuid4s(2000, random.Random(7))
+    assert len(set(ids)) == len(ids) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+    assert random_uuid4s(0) == []
 
 
 def test_uuid7_carries_the_millisecond_and_sorts_by_time() -> None:

@@ -34,6 +34,16 @@ def random_uuid4(rng: random.Random | None = None) -> str:
     return uuid_text((rng or _rng).getrandbits(128) & _V4_CLEAR | _V4_SET)
 
 
+def random_uuid4s(count: int, rng: random.Random | None = None) -> list[str]:
+    """`count` random version-4 UUIDs formatted from one draw (120 random bits each: the
+    variant digit is always 8), a fraction of the cost of random_uuid4 each."""
+    digits = f"{(rng or _rng).getrandbits(120 * count):0{30 * count}x}" if count > 0 else ""
+    return [
+        f"{d[:8]}-{d[8:12]}-4{d[12:15]}-8{d[15:18]}-{d[18:]}"
+        for d in (digits[i : i + 30] for i in range(0, 30 * count, 30))
+    ]
+
+
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562): millisecond time first, so rows keyed by it land
     next to each other in a B-tree index instead of at random pages."""

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import random
 from typing import ClassVar
 
 import grpc
 
 from leaderboard.bench.scenarios.submit import ServiceCall, SubmitScenario
 from leaderboard.bench.seed import BATCH, Population
+from leaderboard.runtime.ids import random_uuid4s
 from leaderboard.v1 import scores_pb2
 
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
-
-
-def _request_ids(count: int, rng: random.Random) -> list[str]:
-    """`count` random version-4 UUIDs from one draw (120 random bits each: the variant
-    digit is always 8), a fraction of the cost of formatting each from its own."""
-    digits = f"{rng.getrandbits(120 * count):0{30 * count}x}"
-    return [
-        f"{digits[i : i + 8]}-{digits[i + 8 : i + 12]}-4{digits[i + 12 : i + 15]}-8{digits[i + 15 : i + 18]}-"
-        f"{digits[i + 18 : i + 30]}"
-        for i in range(0, 30 * count, 30)
-    ]
 
 
 class BatchSubmitCall(ServiceCall):
@@ -46,7 +35,7 @@ class BatchSubmitCall(ServiceCall):
                 request.requests.add(leaderboard_id=self.board_id)
         rng, population, user_ids = self.rng, self.population, self._user_ids
         size = population.size
-        for item, request_id in zip(request.requests, _request_ids(BATCH, rng), strict=True):
+        for item, request_id in zip(request.requests, random_uuid4s(BATCH, rng), strict=True):
             item.score = int(rng.random() * 1_000_000_000)
             item.request_id = request_id  # unique: every item is a new submission, never a replay
             index = int(rng.random() * size)
