@@ -17,16 +17,16 @@ local RESULT = '>BBBi8i8i8i8i8'
 local ev, pos = {}, 1
 local function next_event()
   local p
-  ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = struct.unpack(EVENT, data, pos)
+  ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = sunpack(EVENT, data, pos)
   for j = 1, nwin do
-    ev[6 + 2 * j], ev[7 + 2 * j], p = struct.unpack(WINDOW, data, p)
+    ev[6 + 2 * j], ev[7 + 2 * j], p = sunpack(WINDOW, data, p)
   end
   pos = p
   return ev
 end
 
 if mode == 'shadow' then
-  if redis.call('PEXPIRE', B .. ':rb', ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
+  if rcall('PEXPIRE', B .. ':rb', ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
   local count = 0
   while pos <= #data do
     apply_event(SHADOW, policy, next_event(), now, ttl)
@@ -36,20 +36,26 @@ if mode == 'shadow' then
   return count
 end
 
-if redis.call('EXISTS', B .. ':meta') == 0 then return 'gone' end
-local rebuilding = redis.call('EXISTS', B .. ':rb') == 1
-if not rebuilding and redis.call('LLEN', B .. ':pend') > 0 then
+if rcall('EXISTS', B .. ':meta') == 0 then return 'gone' end
+local rebuilding = rcall('EXISTS', B .. ':rb') == 1
+if not rebuilding and rcall('LLEN', B .. ':pend') > 0 then
   -- A rebuild died before its swap: what it queued still has to reach the live state.
   drain_pending(LIVE, policy, now, ttl, 0)
 end
 prune_registries(LIVE, now)
 
-local out = {}
+local out, n = {}, 0
 while pos <= #data do
-  local ev = next_event()
+  -- next_event() written out: a Lua call per event costs more than its body.
+  local p
+  ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = sunpack(EVENT, data, pos)
+  for j = 1, nwin do
+    ev[6 + 2 * j], ev[7 + 2 * j], p = sunpack(WINDOW, data, p)
+  end
+  pos = p
   local status, improved, e, hidden = 2, false, nil, nil
   if rebuilding then
-    redis.call('RPUSH', B .. ':pend', cmsgpack.pack(ev))
+    rcall('RPUSH', B .. ':pend', cmsgpack.pack(ev))
   else
     status, improved, e, hidden = apply_event(LIVE, policy, ev, now, ttl)
   end
@@ -59,8 +65,9 @@ while pos <= #data do
     hidden = is_hidden(uk)
     e = read_entry(LIVE, 'a', uk, hidden)
   end
-  local rank, below, total = standing(LIVE, 'a', e and fmt(e[1]), hidden)
-  out[#out + 1] = struct.pack(
+  local rank, below, total = standing(LIVE, 'a', e and (e[5] or fmt(e[1])), hidden)
+  n = n + 1
+  out[n] = spack(
     RESULT, status, improved and 1 or 0, e and 1 or 0, e and e[1] or 0, e and e[2] or 0, rank, below, total
   )
 end

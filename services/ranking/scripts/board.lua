@@ -11,8 +11,8 @@ local WINDOW = '>Bc0i8'
 -- hidden (the answer reports them: no second read).
 local function apply_event(ns, policy, ev, now, ttl)
   local eid, uk, s, t = ev[1], ev[2], tonumber(ev[3]), tonumber(ev[4])
-  if not first_time(ns .. 'e:', ns .. 'eb', ev[6], ev[7], eid) then return 1, false end
-  local hidden = is_hidden(uk)
+  if ev[6] ~= '' and not first_time(ns .. 'e:', ns .. 'eb', ev[6], ev[7], eid) then return 1, false end
+  local hidden = any_hidden ~= false and is_hidden(uk)
   local improved, entry = false, nil
   local nwin = (#ev - 7) / 2
   for i = 0, nwin do
@@ -25,8 +25,8 @@ local function apply_event(ns, policy, ev, now, ttl)
       if changed then
         write_entry(ns, P, uk, hidden, old, ns_, nt, ev[5], now, ttl)
         touch(ns, P, exp)
-      elseif i == 0 then
-        rename(ns, uk, ev[5], old[6])
+      elseif i == 0 and ev[5] ~= '' then
+        rename(ns, uk, ev[5], old[4])
       end
       if i == 0 then
         improved = (not old) or ns_ < old[1]
@@ -41,7 +41,7 @@ end
 local function drain_pending(ns, policy, now, ttl, limit)
   local n = 0
   while limit <= 0 or n < limit do
-    local item = redis.call('LPOP', B .. ':pend')
+    local item = rcall('LPOP', B .. ':pend')
     if not item then break end
     apply_event(ns, policy, cmsgpack.unpack(item), now, ttl)
     n = n + 1
@@ -64,47 +64,47 @@ end
 -- Every key of namespace ns (per period and dedup bucket, then the singletons).
 local function ns_keys(ns)
   local keys = {}
-  for _, P in ipairs(redis.call('ZRANGE', ns .. 'per', 0, -1)) do
+  for _, P in ipairs(rcall('ZRANGE', ns .. 'per', 0, -1)) do
     for _, kind in ipairs(KINDS) do keys[#keys + 1] = ns .. kind .. P end
   end
-  for _, b in ipairs(redis.call('ZRANGE', ns .. 'eb', 0, -1)) do keys[#keys + 1] = ns .. 'e:' .. b end
+  for _, b in ipairs(rcall('ZRANGE', ns .. 'eb', 0, -1)) do keys[#keys + 1] = ns .. 'e:' .. b end
   for _, single in ipairs({'q', 'per', 'eb'}) do keys[#keys + 1] = ns .. single end
   return keys
 end
 
 local function unlink_all(keys)
   for i = 1, #keys, 500 do
-    redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+    rcall('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
   end
 end
 
 -- Replace the live namespace by the shadow one; page tokens of the old state expire.
 local function swap()
-  local periods = union(redis.call('ZRANGE', SHADOW .. 'per', 0, -1), redis.call('ZRANGE', LIVE .. 'per', 0, -1))
+  local periods = union(rcall('ZRANGE', SHADOW .. 'per', 0, -1), rcall('ZRANGE', LIVE .. 'per', 0, -1))
   for _, P in ipairs(periods) do
     for _, kind in ipairs({'r:', 's:', 'x:'}) do
-      if redis.call('EXISTS', SHADOW .. kind .. P) == 1 then
-        redis.call('RENAME', SHADOW .. kind .. P, LIVE .. kind .. P)
+      if rcall('EXISTS', SHADOW .. kind .. P) == 1 then
+        rcall('RENAME', SHADOW .. kind .. P, LIVE .. kind .. P)
       else
-        redis.call('UNLINK', LIVE .. kind .. P)
+        rcall('UNLINK', LIVE .. kind .. P)
       end
     end
-    redis.call('UNLINK', LIVE .. 'o:' .. P, LIVE .. 'ol:' .. P, LIVE .. 'pg:' .. P)
+    rcall('UNLINK', LIVE .. 'o:' .. P, LIVE .. 'ol:' .. P, LIVE .. 'pg:' .. P)
   end
-  local bs = union(redis.call('ZRANGE', SHADOW .. 'eb', 0, -1), redis.call('ZRANGE', LIVE .. 'eb', 0, -1))
+  local bs = union(rcall('ZRANGE', SHADOW .. 'eb', 0, -1), rcall('ZRANGE', LIVE .. 'eb', 0, -1))
   for _, b in ipairs(bs) do
-    if redis.call('EXISTS', SHADOW .. 'e:' .. b) == 1 then
-      redis.call('RENAME', SHADOW .. 'e:' .. b, LIVE .. 'e:' .. b)
+    if rcall('EXISTS', SHADOW .. 'e:' .. b) == 1 then
+      rcall('RENAME', SHADOW .. 'e:' .. b, LIVE .. 'e:' .. b)
     else
-      redis.call('UNLINK', LIVE .. 'e:' .. b)
+      rcall('UNLINK', LIVE .. 'e:' .. b)
     end
   end
   for _, single in ipairs({'q', 'per', 'eb'}) do
-    if redis.call('EXISTS', SHADOW .. single) == 1 then
-      redis.call('RENAME', SHADOW .. single, LIVE .. single)
+    if rcall('EXISTS', SHADOW .. single) == 1 then
+      rcall('RENAME', SHADOW .. single, LIVE .. single)
     else
-      redis.call('UNLINK', LIVE .. single)
+      rcall('UNLINK', LIVE .. single)
     end
   end
-  redis.call('HINCRBY', B .. ':meta', 'g', 1)
+  rcall('HINCRBY', B .. ':meta', 'g', 1)
 end

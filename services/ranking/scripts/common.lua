@@ -5,19 +5,25 @@
 -- Scores are kept "stored": smaller is better (descending boards store -score), so every
 -- board ranks with ZRANGE/ZCOUNT from -inf. Members are 6 bytes of first-achieved
 -- milliseconds then the 16-byte user id, so equal scores list the first achiever first.
+-- Library functions as locals: a global's lookup per call was a table read or two each.
+local rcall, ssub, sformat = redis.call, string.sub, string.format
+local sunpack, spack, tonumber = struct.unpack, struct.pack, tonumber
 local B = KEYS[1]
 local LIVE = B .. ':'
 local SHADOW = B .. ':~'
+-- The live all-time keys, which nearly every event reads: built once here instead of
+-- concatenated (and the result hashed and interned) per event.
+local LIVE_S_A, LIVE_R_A = LIVE .. 's:a', LIVE .. 'r:a'
 local MAX = 9007199254740992
 
 -- '%d' is about twice as fast as '%.0f' and prints every nonzero integer within ±MAX (all
 -- stored scores) the same; zero keeps '%.0f' for the sign of -0.
 local function fmt(n)
-  if n ~= 0 and n % 1 == 0 and n >= -MAX and n <= MAX then return string.format('%d', n) end
-  return string.format('%.0f', n)
+  if n ~= 0 and n % 1 == 0 and n >= -MAX and n <= MAX then return sformat('%d', n) end
+  return sformat('%.0f', n)
 end
-local function p6(n) return struct.pack('>I6', n) end
-local function u6(s, i) return (struct.unpack('>I6', s, i or 1)) end
+local function p6(n) return spack('>I6', n) end
+local function u6(s, i) return (sunpack('>I6', s, i or 1)) end
 local function clamp(n)
   if n > MAX then return MAX elseif n < -MAX then return -MAX end
   return n
@@ -41,8 +47,8 @@ end
 -- script stands for a SISMEMBER per event.
 local any_hidden = nil
 local function is_hidden(uk)
-  if any_hidden == nil then any_hidden = redis.call('SCARD', B .. ':hid') > 0 end
-  return any_hidden and redis.call('SISMEMBER', B .. ':hid', uk) == 1
+  if any_hidden == nil then any_hidden = rcall('SCARD', B .. ':hid') > 0 end
+  return any_hidden and rcall('SISMEMBER', B .. ':hid', uk) == 1
 end
 
 -- Change sequence of namespace ns (key q): read once, counted here and written back by
@@ -52,7 +58,7 @@ local seqs, seq_read = {}, {}
 local function next_seq(ns)
   local n = seqs[ns]
   if n == nil then
-    n = tonumber(redis.call('GET', ns .. 'q') or '0')
+    n = tonumber(rcall('GET', ns .. 'q') or '0')
     seq_read[ns] = n
   end
   seqs[ns] = n + 1
@@ -70,37 +76,39 @@ end
 -- Whether page tokens of a period may be in use (its pg: key exists); only read_top sets it.
 local paged = {}
 
--- uk's entry in period P: {stored, first_ms, seq, member, name, standing value} or nil.
--- Standing hash s:<P> holds first_ms(6) .. seq(6), and in the all-time period also the
--- display name (one hash entry per player instead of two); visible players' scores are in
--- r:<P>, hidden ones' in x:<P>.
+-- uk's entry in period P: {stored, first_ms, member, standing value, stored as Redis
+-- answered it} or nil. Standing hash s:<P> holds first_ms(6) .. seq(6), and in the all-time
+-- period also the display name (one hash entry per player instead of two); visible players'
+-- scores are in r:<P>, hidden ones' in x:<P>. The seq and the name stay in the standing
+-- value until a write needs them: most events change nothing.
 local function read_entry(ns, P, uk, hidden)
-  local v = redis.call('HGET', ns .. 's:' .. P, uk)
+  local live_a = P == 'a' and ns == LIVE
+  local v = rcall('HGET', live_a and LIVE_S_A or ns .. 's:' .. P, uk)
   if not v then return nil end
-  local member = string.sub(v, 1, 6) .. uk
+  local member = ssub(v, 1, 6) .. uk
   local stored
   if hidden then
-    stored = redis.call('HGET', ns .. 'x:' .. P, uk)
+    stored = rcall('HGET', ns .. 'x:' .. P, uk)
   else
-    stored = redis.call('ZSCORE', ns .. 'r:' .. P, member)
+    stored = rcall('ZSCORE', live_a and LIVE_R_A or ns .. 'r:' .. P, member)
   end
   if not stored then return nil end
-  return {tonumber(stored), u6(v, 1), u6(v, 7), member, string.sub(v, 13), v}
+  return {tonumber(stored), (sunpack('>I6', v, 1)), member, v, stored}
 end
 
 -- Display names live after the 12 bytes of the all-time standing value.
 local function name_of(v)
   if not v then return '' end
-  return string.sub(v, 13)
+  return ssub(v, 13)
 end
 
 -- Keep the all-time name current when the standing itself does not change. v: uk's
--- all-time standing value when the caller has it (read_entry's [6]), else nil to read it.
+-- all-time standing value when the caller has it (read_entry's [4]), else nil to read it.
 local function rename(ns, uk, name, v)
   if name == '' then return end
   local S = ns .. 's:a'
-  v = v or redis.call('HGET', S, uk)
-  if v and string.sub(v, 13) ~= name then redis.call('HSET', S, uk, string.sub(v, 1, 12) .. name) end
+  v = v or rcall('HGET', S, uk)
+  if v and ssub(v, 13) ~= name then rcall('HSET', S, uk, ssub(v, 1, 12) .. name) end
 end
 
 -- While page tokens of period P may be in use (pg:<P> exists), keep replaced entries as
@@ -110,21 +118,21 @@ local function tombstone(ns, P, stored, member, created, replaced, now, ttl)
   local pg = ns .. 'pg:' .. P
   local on = paged[pg]
   if on == nil then
-    on = redis.call('EXISTS', pg) == 1
+    on = rcall('EXISTS', pg) == 1
     paged[pg] = on
   end
   if not on then return end
   local O, OL = ns .. 'o:' .. P, ns .. 'ol:' .. P
   local tm = member .. p6(created) .. p6(replaced)
-  redis.call('ZADD', O, fmt(stored), tm)
-  redis.call('RPUSH', OL, p6(now) .. tm)
-  redis.call('PEXPIRE', O, 2 * ttl)
-  redis.call('PEXPIRE', OL, 2 * ttl)
+  rcall('ZADD', O, fmt(stored), tm)
+  rcall('RPUSH', OL, p6(now) .. tm)
+  rcall('PEXPIRE', O, 2 * ttl)
+  rcall('PEXPIRE', OL, 2 * ttl)
   for _ = 1, 4 do
-    local head = redis.call('LINDEX', OL, 0)
+    local head = rcall('LINDEX', OL, 0)
     if not head or u6(head, 1) + ttl >= now then break end
-    redis.call('LPOP', OL)
-    redis.call('ZREM', O, string.sub(head, 7))
+    rcall('LPOP', OL)
+    rcall('ZREM', O, ssub(head, 7))
   end
 end
 
@@ -134,45 +142,46 @@ local function write_entry(ns, P, uk, hidden, old, stored, first_ms, name, now, 
   local seq = next_seq(ns)
   local v = p6(first_ms) .. p6(seq)
   if P == 'a' then
-    if name == '' and old then name = old[5] end
+    if name == '' and old then name = ssub(old[4], 13) end
     v = v .. name
   end
   local R = ns .. 'r:' .. P
   if old and not hidden then
-    card_add(R, -redis.call('ZREM', R, old[4]))
-    tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
+    card_add(R, -rcall('ZREM', R, old[3]))
+    tombstone(ns, P, old[1], old[3], u6(old[4], 7), seq, now, ttl)
   end
   if hidden then
-    redis.call('HSET', ns .. 'x:' .. P, uk, fmt(stored))
+    rcall('HSET', ns .. 'x:' .. P, uk, fmt(stored))
   else
-    card_add(R, redis.call('ZADD', R, fmt(stored), string.sub(v, 1, 6) .. uk))
+    card_add(R, rcall('ZADD', R, fmt(stored), ssub(v, 1, 6) .. uk))
   end
-  redis.call('HSET', ns .. 's:' .. P, uk, v)
+  rcall('HSET', ns .. 's:' .. P, uk, v)
 end
 
 local function remove_entry(ns, P, uk, hidden, old, now, ttl)
   local seq = next_seq(ns)
   if hidden then
-    redis.call('HDEL', ns .. 'x:' .. P, uk)
+    rcall('HDEL', ns .. 'x:' .. P, uk)
   else
     local R = ns .. 'r:' .. P
-    card_add(R, -redis.call('ZREM', R, old[4]))
-    tombstone(ns, P, old[1], old[4], old[3], seq, now, ttl)
+    card_add(R, -rcall('ZREM', R, old[3]))
+    tombstone(ns, P, old[1], old[3], u6(old[4], 7), seq, now, ttl)
   end
-  redis.call('HDEL', ns .. 's:' .. P, uk)
+  rcall('HDEL', ns .. 's:' .. P, uk)
 end
 
 -- rank (1 + strictly better), players strictly below, total of an entry with stored score
--- s (formatted by fmt; nil = no entry); rank 0 when not ranked.
+-- s (as Redis answered it, or formatted by fmt; nil = no entry); rank 0 when not ranked.
 local function standing(ns, P, s, hidden)
-  local R = ns .. 'r:' .. P
+  local R = (P == 'a' and ns == LIVE) and LIVE_R_A or ns .. 'r:' .. P
   local total = cards[R]
   if total == nil then
-    total = redis.call('ZCARD', R)
+    total = rcall('ZCARD', R)
     cards[R] = total
   end
   if hidden or not s then return 0, 0, total end
-  return redis.call('ZCOUNT', R, '-inf', '(' .. s) + 1, redis.call('ZCOUNT', R, '(' .. s, '+inf'), total
+  local open = '(' .. s
+  return rcall('ZCOUNT', R, '-inf', open) + 1, rcall('ZCOUNT', R, open, '+inf'), total
 end
 
 -- Players strictly below each of a contiguous run of entries (stored scores, ascending),
@@ -182,7 +191,7 @@ local function below_run(R, scores, first, total)
   local below = {}
   local n = #scores
   if n == 0 then return below end
-  local tail = total - redis.call('ZCOUNT', R, '-inf', scores[n])
+  local tail = total - rcall('ZCOUNT', R, '-inf', scores[n])
   below[n] = tail
   for i = n - 1, 1, -1 do
     if scores[i] == scores[i + 1] then
@@ -224,17 +233,17 @@ end
 -- Every script that writes entries ends with this: the touched periods' registration and
 -- expiry, and the change sequences counted by next_seq.
 local function finish_writes()
-  for ns, n in pairs(seqs) do redis.call('INCRBY', ns .. 'q', n - seq_read[ns]) end
+  for ns, n in pairs(seqs) do rcall('INCRBY', ns .. 'q', n - seq_read[ns]) end
   seqs, seq_read = {}, {}
   for _, v in pairs(touched) do
     local ns, P, exp = v[1], v[2], v[3]
     if exp > 0 then
-      redis.call('ZADD', ns .. 'per', exp, P)
-      redis.call('PEXPIREAT', ns .. 'r:' .. P, exp)
-      redis.call('PEXPIREAT', ns .. 's:' .. P, exp)
-      redis.call('PEXPIREAT', ns .. 'x:' .. P, exp)
+      rcall('ZADD', ns .. 'per', exp, P)
+      rcall('PEXPIREAT', ns .. 'r:' .. P, exp)
+      rcall('PEXPIREAT', ns .. 's:' .. P, exp)
+      rcall('PEXPIREAT', ns .. 'x:' .. P, exp)
     else
-      redis.call('ZADD', ns .. 'per', '+inf', P)
+      rcall('ZADD', ns .. 'per', '+inf', P)
     end
   end
   touched = {}
@@ -247,17 +256,17 @@ local buckets = {}
 local function first_time(prefix, registry, bucket, exp, eid)
   if bucket == '' then return true end
   local key = prefix .. bucket
-  if redis.call('SADD', key, eid) == 0 then return false end
+  if rcall('SADD', key, eid) == 0 then return false end
   if not buckets[key] then
     buckets[key] = true
     exp = tonumber(exp)
-    redis.call('PEXPIREAT', key, exp)
-    redis.call('ZADD', registry, exp, bucket)
+    rcall('PEXPIREAT', key, exp)
+    rcall('ZADD', registry, exp, bucket)
   end
   return true
 end
 
 local function prune_registries(ns, now)
-  redis.call('ZREMRANGEBYSCORE', ns .. 'per', '-inf', '(' .. now)
-  redis.call('ZREMRANGEBYSCORE', ns .. 'eb', '-inf', '(' .. now)
+  rcall('ZREMRANGEBYSCORE', ns .. 'per', '-inf', '(' .. now)
+  rcall('ZREMRANGEBYSCORE', ns .. 'eb', '-inf', '(' .. now)
 end

@@ -11,14 +11,14 @@ local function round(x)
 end
 
 local function mirror_get(M, uk)
-  local v = redis.call('HGET', M, uk)
+  local v = rcall('HGET', M, uk)
   if not v then return nil end
-  local real, c, t = struct.unpack('>ddI6', v)
+  local real, c, t = sunpack('>ddI6', v)
   return {real, c, t}
 end
 
 local function mirror_put(M, uk, real, c, t)
-  redis.call('HSET', M, uk, struct.pack('>ddI6', real, c, t))
+  rcall('HSET', M, uk, spack('>ddI6', real, c, t))
 end
 
 -- Set uk's global score to total (nil: no entry) keeping its first-achieved time if unchanged.
@@ -47,7 +47,7 @@ local function g_add(uk, delta, t, name, now, ttl)
   local cur = old and 0 - old[1] or 0
   local total = clamp(cur + delta)
   if old and total == cur then
-    rename(LIVE, uk, name, old[6])
+    rename(LIVE, uk, name, old[4])
     return
   end
   write_entry(LIVE, 'a', uk, hidden, old, 0 - total, t, name, now, ttl)
@@ -86,7 +86,7 @@ local weights = {}
 local function weight(board)
   local w = weights[board]
   if w == nil then
-    w = tonumber(redis.call('HGET', B .. ':w', board) or '0')
+    w = tonumber(rcall('HGET', B .. ':w', board) or '0')
     weights[board] = w
   end
   return w
@@ -95,7 +95,7 @@ end
 local function drain_global(board, pfx, now, ttl, limit)
   local n = 0
   while limit <= 0 or n < limit do
-    local item = redis.call('LPOP', B .. ':gpend:' .. board)
+    local item = rcall('LPOP', B .. ':gpend:' .. board)
     if not item then break end
     mirror_apply(pfx, cmsgpack.unpack(item), weight(board), pfx == LIVE, now, ttl)
     n = n + 1
@@ -104,8 +104,8 @@ local function drain_global(board, pfx, now, ttl, limit)
 end
 
 local function clear_shadow(board)
-  for _, b in ipairs(redis.call('ZRANGE', SHADOW .. 'geb:' .. board, 0, -1)) do
-    redis.call('UNLINK', SHADOW .. 'ge:' .. board .. ':' .. b)
+  for _, b in ipairs(rcall('ZRANGE', SHADOW .. 'geb:' .. board, 0, -1)) do
+    rcall('UNLINK', SHADOW .. 'ge:' .. board .. ':' .. b)
   end
-  redis.call('UNLINK', SHADOW .. 'geb:' .. board, SHADOW .. 'm:' .. board)
+  rcall('UNLINK', SHADOW .. 'geb:' .. board, SHADOW .. 'm:' .. board)
 end

@@ -12,7 +12,7 @@ local function event(i)
 end
 
 if mode == 'shadow' then
-  if redis.call('PEXPIRE', B .. ':grb:' .. only, flag_ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
+  if rcall('PEXPIRE', B .. ':grb:' .. only, flag_ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
   local w = weight(only)
   for i = 1, count do mirror_apply(SHADOW, event(i), w, false, now, ttl) end
   return count
@@ -25,12 +25,12 @@ for i = 1, count do
   local w = weight(board)
   if w > 0 then
     if replaying[board] == nil then
-      replaying[board] = redis.call('EXISTS', B .. ':grb:' .. board) == 1
-      redis.call('ZREMRANGEBYSCORE', LIVE .. 'geb:' .. board, '-inf', '(' .. now)
+      replaying[board] = rcall('EXISTS', B .. ':grb:' .. board) == 1
+      rcall('ZREMRANGEBYSCORE', LIVE .. 'geb:' .. board, '-inf', '(' .. now)
       if not replaying[board] then drain_global(board, LIVE, now, ttl, 0) end
     end
     if replaying[board] then
-      redis.call('RPUSH', B .. ':gpend:' .. board, cmsgpack.pack(ev))
+      rcall('RPUSH', B .. ':gpend:' .. board, cmsgpack.pack(ev))
     else
       mirror_apply(LIVE, ev, w, true, now, ttl)
     end

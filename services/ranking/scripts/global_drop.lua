@@ -3,12 +3,12 @@
 local board = ARGV[1]
 local keys = {B .. ':gpend:' .. board, B .. ':grb:' .. board}
 for _, pfx in ipairs({LIVE, SHADOW}) do
-  for _, b in ipairs(redis.call('ZRANGE', pfx .. 'geb:' .. board, 0, -1)) do
+  for _, b in ipairs(rcall('ZRANGE', pfx .. 'geb:' .. board, 0, -1)) do
     keys[#keys + 1] = pfx .. 'ge:' .. board .. ':' .. b
   end
   keys[#keys + 1] = pfx .. 'geb:' .. board
   keys[#keys + 1] = pfx .. 'm:' .. board
 end
-redis.call('HDEL', B .. ':w', board)
-redis.call('UNLINK', unpack(keys))
+rcall('HDEL', B .. ':w', board)
+rcall('UNLINK', unpack(keys))
 return #keys

@@ -8,8 +8,8 @@ for i = 1, nb do boards[i] = ARGV[5 + i] end
 for i = 6 + nb, #ARGV do
   local uk = ARGV[i]
   if swap ~= '' then
-    local v = redis.call('HGET', SHADOW .. 'm:' .. swap, uk)
-    if v then redis.call('HSET', LIVE .. 'm:' .. swap, uk, v) else redis.call('HDEL', LIVE .. 'm:' .. swap, uk) end
+    local v = rcall('HGET', SHADOW .. 'm:' .. swap, uk)
+    if v then rcall('HSET', LIVE .. 'm:' .. swap, uk, v) else rcall('HDEL', LIVE .. 'm:' .. swap, uk) end
   end
   if rw ~= '' then
     local m = mirror_get(LIVE .. 'm:' .. rw, uk)

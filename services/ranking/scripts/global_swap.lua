@@ -3,18 +3,18 @@
 local board = ARGV[1]
 local seen, all = {}, {}
 for _, pfx in ipairs({SHADOW, LIVE}) do
-  for _, b in ipairs(redis.call('ZRANGE', pfx .. 'geb:' .. board, 0, -1)) do
+  for _, b in ipairs(rcall('ZRANGE', pfx .. 'geb:' .. board, 0, -1)) do
     if not seen[b] then seen[b] = true; all[#all + 1] = b end
   end
 end
 for _, b in ipairs(all) do
   local src, dst = SHADOW .. 'ge:' .. board .. ':' .. b, LIVE .. 'ge:' .. board .. ':' .. b
-  if redis.call('EXISTS', src) == 1 then redis.call('RENAME', src, dst) else redis.call('UNLINK', dst) end
+  if rcall('EXISTS', src) == 1 then rcall('RENAME', src, dst) else rcall('UNLINK', dst) end
 end
-if redis.call('EXISTS', SHADOW .. 'geb:' .. board) == 1 then
-  redis.call('RENAME', SHADOW .. 'geb:' .. board, LIVE .. 'geb:' .. board)
+if rcall('EXISTS', SHADOW .. 'geb:' .. board) == 1 then
+  rcall('RENAME', SHADOW .. 'geb:' .. board, LIVE .. 'geb:' .. board)
 else
-  redis.call('UNLINK', LIVE .. 'geb:' .. board)
+  rcall('UNLINK', LIVE .. 'geb:' .. board)
 end
-redis.call('UNLINK', SHADOW .. 'm:' .. board)
+rcall('UNLINK', SHADOW .. 'm:' .. board)
 return #all

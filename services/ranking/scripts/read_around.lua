@@ -4,20 +4,20 @@
 -- included.
 local P, uk, before, after = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local R = LIVE .. 'r:' .. P
-local v = redis.call('HGET', LIVE .. 's:' .. P, uk)
+local v = rcall('HGET', LIVE .. 's:' .. P, uk)
 if not v then return {} end
-local pos = redis.call('ZRANK', R, string.sub(v, 1, 6) .. uk)
+local pos = rcall('ZRANK', R, ssub(v, 1, 6) .. uk)
 if not pos then return {} end
 local lo = math.max(0, pos - before)
-local items = redis.call('ZRANGE', R, lo, pos + after, 'WITHSCORES')
-local total = redis.call('ZCARD', R)
-local out = {total, lo, redis.call('ZCOUNT', R, '-inf', '(' .. items[2]) + 1, #items / 2}
+local items = rcall('ZRANGE', R, lo, pos + after, 'WITHSCORES')
+local total = rcall('ZCARD', R)
+local out = {total, lo, rcall('ZCOUNT', R, '-inf', '(' .. items[2]) + 1, #items / 2}
 local uks, scores = {}, {}
 for i = 1, #items, 2 do
-  uks[#uks + 1] = string.sub(items[i], 7)
+  uks[#uks + 1] = ssub(items[i], 7)
   scores[#scores + 1] = items[i + 1]
 end
-local names = redis.call('HMGET', LIVE .. 's:a', unpack(uks))
+local names = rcall('HMGET', LIVE .. 's:a', unpack(uks))
 local below = below_run(R, scores, lo, total)
 for j = 1, #uks do
   local n = #out

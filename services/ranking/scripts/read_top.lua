@@ -11,16 +11,16 @@
 -- generation is gone (the board was rebuilt).
 local P, size, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local R, O = LIVE .. 'r:' .. P, LIVE .. 'o:' .. P
-local gen = redis.call('HGET', B .. ':meta', 'g') or '0'
-local total = redis.call('ZCARD', R)
+local gen = rcall('HGET', B .. ':meta', 'g') or '0'
+local total = rcall('ZCARD', R)
 
 -- below: per entry, or nil to count (entries of a snapshot page are not one live run).
 local function finish(seq, more, stored, members, below, tail)
   local out = {gen, seq, total, more and 1 or 0, #members}
   if #members > 0 then
     local uks = {}
-    for i, m in ipairs(members) do uks[i] = string.sub(m, 7) end
-    local names = redis.call('HMGET', LIVE .. 's:a', unpack(uks))
+    for i, m in ipairs(members) do uks[i] = ssub(m, 7) end
+    local names = rcall('HMGET', LIVE .. 's:a', unpack(uks))
     local counted = {}
     for i, m in ipairs(members) do
       local s = stored[i]
@@ -28,7 +28,7 @@ local function finish(seq, more, stored, members, below, tail)
       if not b then
         b = counted[s]
         if b == nil then
-          b = total - redis.call('ZCOUNT', R, '-inf', s)
+          b = total - rcall('ZCOUNT', R, '-inf', s)
           counted[s] = b
         end
       end
@@ -41,15 +41,15 @@ local function finish(seq, more, stored, members, below, tail)
 end
 
 if #ARGV == 4 then
-  local seq = redis.call('GET', LIVE .. 'q') or '0'
-  local items = redis.call('ZRANGE', R, 0, size - 1, 'WITHSCORES')
+  local seq = rcall('GET', LIVE .. 'q') or '0'
+  local items = rcall('ZRANGE', R, 0, size - 1, 'WITHSCORES')
   local stored, members = {}, {}
   for i = 1, #items, 2 do members[#members + 1] = items[i]; stored[#stored + 1] = items[i + 1] end
   local more = total > size
   if more then
     -- Tombstones must outlive every token handed out: keep the flag at least ttl ahead.
     local pg = LIVE .. 'pg:' .. P
-    if redis.call('PTTL', pg) < ttl then redis.call('SET', pg, '1', 'PX', 2 * ttl) end
+    if rcall('PTTL', pg) < ttl then rcall('SET', pg, '1', 'PX', 2 * ttl) end
   end
   return finish(seq, more, stored, members, below_run(R, stored, 0, total), nil)
 end
@@ -59,11 +59,11 @@ local S, cs, cm = tonumber(ARGV[6]), ARGV[7], ARGV[8]
 
 -- Index of the first element of z after (cs, bound) in (score, member) order.
 local function after(z, bound)
-  local lo = redis.call('ZCOUNT', z, '-inf', '(' .. cs)
-  local hi = redis.call('ZCOUNT', z, '-inf', cs)
+  local lo = rcall('ZCOUNT', z, '-inf', '(' .. cs)
+  local hi = rcall('ZCOUNT', z, '-inf', cs)
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if le(redis.call('ZRANGE', z, mid, mid)[1], bound) then lo = mid + 1 else hi = mid end
+    if le(rcall('ZRANGE', z, mid, mid)[1], bound) then lo = mid + 1 else hi = mid end
   end
   return lo
 end
@@ -75,7 +75,7 @@ end
 local function peek(src)
   if src.i > #src.buf then
     if src.done then return nil end
-    src.buf = redis.call('ZRANGE', src.z, src.pos, src.pos + CHUNK - 1, 'WITHSCORES')
+    src.buf = rcall('ZRANGE', src.z, src.pos, src.pos + CHUNK - 1, 'WITHSCORES')
     src.i = 1
     src.pos = src.pos + CHUNK
     if #src.buf < 2 * CHUNK then src.done = true end
@@ -99,17 +99,17 @@ while #members < size and budget > 0 do
     take_live = false
   else
     local a, b = tonumber(ls), tonumber(ds)
-    take_live = a < b or (a == b and le(lm, string.sub(dm, 1, 22)))
+    take_live = a < b or (a == b and le(lm, ssub(dm, 1, 22)))
   end
   budget = budget - 1
   if take_live then
     live.i = live.i + 2
     last_s, last_m = ls, lm
-    local v = redis.call('HGET', LIVE .. 's:' .. P, string.sub(lm, 7))
+    local v = rcall('HGET', LIVE .. 's:' .. P, ssub(lm, 7))
     if v and u6(v, 7) <= S then stored[#stored + 1] = ls; members[#members + 1] = lm end
   else
     dead.i = dead.i + 2
-    last_s, last_m = ds, string.sub(dm, 1, 22)
+    last_s, last_m = ds, ssub(dm, 1, 22)
     if u6(dm, 23) <= S and S < u6(dm, 29) then stored[#stored + 1] = ds; members[#members + 1] = last_m end
   end
 end

@@ -3,10 +3,10 @@
 -- this one atomic step. ARGV: now_ms, page_ttl_ms, policy, limit, flag_ttl_ms.
 -- Returns {done (0/1), drained}.
 local now, ttl, policy, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if redis.call('PEXPIRE', B .. ':rb', ARGV[5]) == 0 then return redis.error_reply('REBUILD_LOST') end
+if rcall('PEXPIRE', B .. ':rb', ARGV[5]) == 0 then return redis.error_reply('REBUILD_LOST') end
 local n = drain_pending(SHADOW, policy, now, ttl, limit)
 finish_writes()
-if redis.call('LLEN', B .. ':pend') > 0 then return {0, n} end
+if rcall('LLEN', B .. ':pend') > 0 then return {0, n} end
 swap()
-redis.call('DEL', B .. ':rb')
+rcall('DEL', B .. ':rb')
 return {1, n}
