@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from hashlib import sha1
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -94,26 +94,36 @@ _EVENT_LAYOUTS: dict[tuple[int, int, int], struct.Struct] = {}
 _WINDOW_LAYOUTS: dict[int, struct.Struct] = {}
 
 
-def encode_events(width: int, fields: Sequence[Any]) -> bytes:
-    """Board events (`width` flat fields each, see board.lua) packed into the one string
-    apply.lua reads: half the bytes of sending each field as an argument, and far less
-    work in Redis, which makes an object and a Lua string of every argument."""
-    parts: list[bytes] = []
-    for i in range(0, len(fields), width):
-        eid, key, stored, t, name, bucket, expiry = fields[i : i + EVENT_FIELDS]
-        name_b, bucket_b = name.encode(), bucket.encode()
-        shape = (len(eid), len(name_b), len(bucket_b))
-        layout = _EVENT_LAYOUTS.get(shape)
-        if layout is None:
-            layout = _EVENT_LAYOUTS[shape] = struct.Struct(f">H{shape[0]}s16sqqH{shape[1]}sB{shape[2]}sq")
-        parts.append(layout.pack(shape[0], eid, key, stored, t, shape[1], name_b, shape[2], bucket_b, expiry))
-        for j in range(i + EVENT_FIELDS, i + width, 2):
-            period = fields[j].encode()
-            window = _WINDOW_LAYOUTS.get(len(period))
-            if window is None:
-                window = _WINDOW_LAYOUTS[len(period)] = struct.Struct(f">B{len(period)}sq")
-            parts.append(window.pack(len(period), period, fields[j + 1]))
+def encode_event(event: Sequence[Any]) -> bytes:
+    """One board event, (event id key, user key, stored score, time, name, dedup bucket, its
+    expiry, flat (period, expiry) pairs of the board's windows), packed as apply.lua reads
+    it: half the bytes of sending each field as an argument, and far less work in Redis,
+    which makes an object and a Lua string of every argument."""
+    eid, key, stored, t, name, bucket, expiry, windows = event
+    name_b, bucket_b = name.encode(), bucket.encode()
+    shape = (len(eid), len(name_b), len(bucket_b))
+    layout = _EVENT_LAYOUTS.get(shape)
+    if layout is None:
+        layout = _EVENT_LAYOUTS[shape] = struct.Struct(f">H{shape[0]}s16sqqH{shape[1]}sB{shape[2]}sq")
+    packed = layout.pack(shape[0], eid, key, stored, t, shape[1], name_b, shape[2], bucket_b, expiry)
+    if not windows:
+        return packed
+    parts = [packed]
+    for j in range(0, len(windows), 2):
+        period = windows[j].encode()
+        window = _WINDOW_LAYOUTS.get(len(period))
+        if window is None:
+            window = _WINDOW_LAYOUTS[len(period)] = struct.Struct(f">B{len(period)}sq")
+        parts.append(window.pack(len(period), period, windows[j + 1]))
     return b"".join(parts)
+
+
+def encode_events(width: int, fields: Sequence[Any]) -> bytes:
+    """Board events given as `width` flat fields each (see board.lua), packed one after another."""
+    return b"".join(
+        encode_event((*fields[i : i + EVENT_FIELDS], fields[i + EVENT_FIELDS : i + width]))
+        for i in range(0, len(fields), width)
+    )
 
 
 # --- scripts -------------------------------------------------------------------------
@@ -178,13 +188,14 @@ Call = tuple[Script, str, Sequence[Any]]
 # --- results ---------------------------------------------------------------------------
 
 
-@dataclass(slots=True)  # not frozen: one per applied event (see ranking.ScoreEvent)
-class Applied:
-    """One event's outcome as the board script reports it."""
+class Applied(NamedTuple):
+    """One event's outcome as the board script reports it (apply.lua's RESULT, unpacked as
+    it is: a tuple per event, no object built field by field)."""
 
     status: int  # 0 applied, 1 duplicate, 2 deferred (a rebuild queued it)
-    improved: bool
-    stored: int | None  # the all-time standing, stored form; None = no entry
+    improved: int  # 1 when the all-time standing improved
+    has: int  # 1 when there is an all-time standing (stored and first_ms are 0 otherwise)
+    stored: int  # the all-time standing, stored form
     first_ms: int
     rank: int  # 0 = not ranked (hidden)
     below: int
@@ -343,16 +354,17 @@ class RankStore:
 
     async def apply(
         self,
-        boards: Sequence[tuple[str, int, int, Sequence[Any]]],
+        boards: Sequence[tuple[str, int, int, bytes]],
         global_events: Sequence[Any],
         now_ms: int,
     ) -> list[list[Applied] | None]:
-        """Apply events: per board (id, policy, fields per event, flat event fields), then
-        their global part, all in one pipelined round trip. None for a board Redis lacks."""
+        """Apply events: per board (id, policy, windows per event, its events packed by
+        encode_event), then their global part, all in one pipelined round trip. None for a
+        board Redis lacks."""
         ttl = self.page_ttl_ms
         calls: list[Call] = [
-            (APPLY, board_id, ("live", now_ms, ttl, policy, _windows(width), encode_events(width, fields)))
-            for board_id, policy, width, fields in boards
+            (APPLY, board_id, ("live", now_ms, ttl, policy, windows, packed))
+            for board_id, policy, windows, packed in boards
         ]
         if global_events:
             calls.append((GLOBAL_APPLY, GLOBAL_ID, ("live", now_ms, ttl, "", self.flag_ttl_ms, *global_events)))
@@ -362,8 +374,13 @@ class RankStore:
     async def apply_one_board(
         self, board_id: str, policy: int, width: int, fields: Sequence[Any], now_ms: int
     ) -> list[Applied] | None:
-        args = ("live", now_ms, self.page_ttl_ms, policy, _windows(width), encode_events(width, fields))
-        raw = await self._call(APPLY, board_id, args)
+        return await self.apply_packed(board_id, policy, _windows(width), encode_events(width, fields), now_ms)
+
+    async def apply_packed(
+        self, board_id: str, policy: int, windows: int, packed: bytes, now_ms: int
+    ) -> list[Applied] | None:
+        """One board's events, packed by encode_event, in a call of their own."""
+        raw = await self._call(APPLY, board_id, ("live", now_ms, self.page_ttl_ms, policy, windows, packed))
         return _applied(raw)
 
     # --- reads ---------------------------------------------------------------------------------
@@ -538,10 +555,7 @@ class RankStore:
 def _applied(raw: Any) -> list[Applied] | None:
     if raw == b"gone":
         return None
-    return [
-        Applied(status, improved == 1, stored if has else None, first, rank, below, total)
-        for status, improved, has, stored, first, rank, below, total in _RESULT.iter_unpack(raw)
-    ]
+    return list(map(Applied._make, _RESULT.iter_unpack(raw)))
 
 
 def _windows(width: int) -> int:

@@ -33,6 +33,7 @@ from services.ranking.rank_store import (
     RankStore,
     RawRow,
     Row,
+    encode_event,
     event_key,
     user_id_of,
     user_key,
@@ -42,6 +43,8 @@ from services.ranking.windows import ALL_TIME_KEY, WINDOW_NAMES, Window, expires
 log = logging.getLogger("leaderboard.ranking")
 
 Clock = Callable[[], float]  # seconds since the epoch
+# Ranking._event_parts: an event as board.lua takes it.
+EventParts = tuple[bytes, bytes, int, int, str, str, int, list[Any]]
 
 MAX_BATCH = 1000
 DEFAULT_PAGE_SIZE = 10
@@ -147,22 +150,32 @@ class Ranking:
 
     # --- applying --------------------------------------------------------------------------
 
-    def _event_fields(self, board: Board, ev: ScoreEvent, key: bytes, now: int) -> list[Any]:
+    def _event_parts(self, board: Board, ev: ScoreEvent, key: bytes, now: int) -> EventParts:
+        """board.lua's fields of an event: (event id key, user key, stored score, time, name,
+        dedup bucket, its expiry, flat (period, expiry) pairs of the board's windows)."""
         t = ev.achieved_ms
         hour = t // HOUR_MS
         bucket_expiry = (hour + 1) * HOUR_MS + self._dedup_ms
         # No id is kept for best-policy boards: the best score and the earliest time it was
         # reached come out the same however often, and in whatever order, events arrive.
         # Older than the dedup window: its bucket is gone, so the event cannot be checked.
+        # Without a bucket the script never reads the id: it is not parsed or sent.
         bucket = str(hour) if bucket_expiry > now and board.policy is not Policy.BEST else ""
+        eid = event_key(ev.event_id) if bucket else b""
         stored = -ev.score if board.descending else ev.score
-        fields: list[Any] = [event_key(ev.event_id), key, stored, t, ev.display_name, bucket, bucket_expiry]
-        retention = board.retention_periods or self._default_retention
-        for window in board.windows:
-            period = period_of(window, t)
-            expiry = expires_at_ms(period, retention) or 0
-            fields += [period.key, expiry] if expiry > now else ["", 0]
-        return fields
+        windows: list[Any] = []
+        if board.windows:
+            retention = board.retention_periods or self._default_retention
+            for window in board.windows:
+                period = period_of(window, t)
+                expiry = expires_at_ms(period, retention) or 0
+                windows += [period.key, expiry] if expiry > now else ["", 0]
+        return eid, key, stored, t, ev.display_name, bucket, bucket_expiry, windows
+
+    def _event_fields(self, board: Board, ev: ScoreEvent, key: bytes, now: int) -> list[Any]:
+        """_event_parts flat, as rebuilds and the global board's events take them."""
+        *head, windows = self._event_parts(board, ev, key, now)
+        return [*head, *windows]
 
     @staticmethod
     def _global_fields(board: Board, board_fields: Sequence[Any]) -> list[Any]:
@@ -192,7 +205,8 @@ class Ranking:
         if len(events) > MAX_BATCH:
             raise InvalidArgument("events", "at most 1000 events per call")
         now = self.now_ms()
-        groups: dict[str, tuple[Board, list[int], list[Any]]] = {}
+        # Per board: its events' indexes and packed events (rank_store.encode_event).
+        groups: dict[str, tuple[Board, list[int], list[bytes]]] = {}
         global_fields: list[Any] = []
         for i, ev in enumerate(events):
             group = groups.get(ev.leaderboard_id)
@@ -215,25 +229,29 @@ class Ranking:
                         f"events[{i}].leaderboard_id", "the global leaderboard is derived and takes no events"
                     )
                 group = groups[ev.leaderboard_id] = (board, [], [])
-            board, indexes, fields = group
+            board, indexes, packed = group
             indexes.append(i)
-            event_fields = self._event_fields(board, ev, key, now)
-            fields += event_fields
+            parts = self._event_parts(board, ev, key, now)
+            packed.append(encode_event(parts))
             if board.global_weight > 0:
-                global_fields += self._global_fields(board, event_fields)
+                global_fields += self._global_fields(board, parts)
         batches = [
-            (board.id, int(board.policy), EVENT_FIELDS + 2 * len(board.windows), fields)
-            for board, _, fields in groups.values()
+            (board.id, int(board.policy), len(board.windows), b"".join(packed)) for board, _, packed in groups.values()
         ]
         outcomes = await self._store.apply(batches, global_fields, now) if batches else []
         results: list[ApplyResult | None] = [None] * len(events)
-        for (board, indexes, fields), outcome in zip(groups.values(), outcomes, strict=True):
-            applied_events = outcome if outcome is not None else await self._apply_to_missing(board, fields, now)
+        for (_, _, nwin, packed_events), (board, indexes, _), outcome in zip(
+            batches, groups.values(), outcomes, strict=True
+        ):
+            applied_events = outcome
+            if applied_events is None:
+                applied_events = await self._apply_to_missing(board, nwin, packed_events, now)
+            descending = board.descending
             for i, applied in zip(indexes, applied_events, strict=True):
-                results[i] = self._result(board, events[i], applied)
+                results[i] = self._result(descending, events[i], applied)
         return [r for r in results if r is not None]
 
-    async def _apply_to_missing(self, board: Board, fields: Sequence[Any], now: int) -> list[Applied]:
+    async def _apply_to_missing(self, board: Board, windows: int, packed: bytes, now: int) -> list[Applied]:
         """The board has no keys in Redis: deleted (on another replica) or Redis lost them."""
         stored = await self._catalog_store.get(board.id)
         if stored is None:
@@ -241,25 +259,25 @@ class Ranking:
             raise NotFound(f"leaderboard {board.id!r} not found", reason="LEADERBOARD_NOT_FOUND")
         await self.board_created(stored)
         log.warning("leaderboard %s was missing in Redis; recreated (rebuild it to restore history)", board.id)
-        width = EVENT_FIELDS + 2 * len(board.windows)
-        outcome = await self._store.apply_one_board(board.id, int(board.policy), width, fields, now)
+        outcome = await self._store.apply_packed(board.id, int(board.policy), windows, packed, now)
         if outcome is None:
             raise Unavailable("leaderboard state is unavailable; retry", reason="RANKING_UNAVAILABLE")
         return outcome
 
     @staticmethod
-    def _result(board: Board, ev: ScoreEvent, applied: Applied) -> ApplyResult:
+    def _result(descending: bool, ev: ScoreEvent, applied: Applied) -> ApplyResult:
+        status, improved, has, stored, first_ms, rank, below, total = applied
         entry = None
-        if applied.stored is not None:
+        if has:
             entry = Entry(
-                user_id=ev.user_id,
-                display_name=ev.display_name,
-                score=-applied.stored if board.descending else applied.stored,
-                rank=applied.rank,
-                percentile=_percentile(applied.below, applied.total) if applied.rank else 0.0,
-                achieved_ms=applied.first_ms,
+                ev.user_id,
+                ev.display_name,
+                -stored if descending else stored,
+                rank,
+                _percentile(below, total) if rank else 0.0,
+                first_ms,
             )
-        return ApplyResult(ev.event_id, entry, applied.improved, applied.status == 1, applied.status == 2)
+        return ApplyResult(ev.event_id, entry, improved == 1, status == 1, status == 2)
 
     # --- reads -----------------------------------------------------------------------------------
 

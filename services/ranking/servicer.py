@@ -271,15 +271,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     async def ApplyScores(
         self, request: ranking_pb2.ApplyScoresRequest, context: Context
     ) -> ranking_pb2.ApplyScoresResponse:
+        # An unset achieved_at reads as 0 ms, which validation refuses as missing.
         events = [
-            ScoreEvent(
-                e.event_id,
-                e.leaderboard_id,
-                e.user_id,
-                e.score,
-                _ms(e.achieved_at) if e.HasField("achieved_at") else 0,
-                e.display_name,
-            )
+            ScoreEvent(e.event_id, e.leaderboard_id, e.user_id, e.score, _ms(e.achieved_at), e.display_name)
             for e in request.events
         ]
         results = await self._ranking.apply(events)
