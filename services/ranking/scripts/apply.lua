@@ -13,63 +13,53 @@ local mode, now, ttl, policy, nwin = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3
 local data = ARGV[6]
 local RESULT = '>BBBi8i8i8i8i8'
 
--- The next event's fields, in one table reused for every event (none keeps it past its event).
-local ev, pos = {}, 1
-local function next_event()
-  local p
-  ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = sunpack(EVENT, data, pos)
-  for j = 1, nwin do
-    ev[6 + 2 * j], ev[7 + 2 * j], p = sunpack(WINDOW, data, p)
-  end
-  pos = p
-  return ev
-end
-
-if mode == 'shadow' then
+-- The events are read in one loop for both modes, each into one table reused for every
+-- event (none keeps it past its event); written out here rather than as a function: a
+-- Lua call per event costs more than its body.
+local shadow = mode == 'shadow'
+local rebuilding = false
+if shadow then
   if rcall('PEXPIRE', B .. ':rb', ttl) == 0 then return redis.error_reply('REBUILD_LOST') end
-  local count = 0
-  while pos <= #data do
-    apply_event(SHADOW, policy, next_event(), now, ttl)
-    count = count + 1
+else
+  if rcall('EXISTS', B .. ':meta') == 0 then return 'gone' end
+  rebuilding = rcall('EXISTS', B .. ':rb') == 1
+  if not rebuilding and rcall('LLEN', B .. ':pend') > 0 then
+    -- A rebuild died before its swap: what it queued still has to reach the live state.
+    drain_pending(LIVE, policy, now, ttl, 0)
   end
-  finish_writes()
-  return count
+  prune_registries(LIVE, now)
 end
 
-if rcall('EXISTS', B .. ':meta') == 0 then return 'gone' end
-local rebuilding = rcall('EXISTS', B .. ':rb') == 1
-if not rebuilding and rcall('LLEN', B .. ':pend') > 0 then
-  -- A rebuild died before its swap: what it queued still has to reach the live state.
-  drain_pending(LIVE, policy, now, ttl, 0)
-end
-prune_registries(LIVE, now)
-
-local out, n = {}, 0
+local ev, pos, out, n = {}, 1, {}, 0
 while pos <= #data do
-  -- next_event() written out: a Lua call per event costs more than its body.
   local p
   ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], p = sunpack(EVENT, data, pos)
   for j = 1, nwin do
     ev[6 + 2 * j], ev[7 + 2 * j], p = sunpack(WINDOW, data, p)
   end
   pos = p
-  local status, improved, e, hidden = 2, false, nil, nil
-  if rebuilding then
-    rcall('RPUSH', B .. ':pend', cmsgpack.pack(ev))
-  else
-    status, improved, e, hidden = apply_event(LIVE, policy, ev, now, ttl)
-  end
-  local uk = ev[2]
-  if hidden == nil then
-    -- Deferred or duplicate: the event wrote nothing, so read the standing.
-    hidden = is_hidden(uk)
-    e = read_entry(LIVE, 'a', uk, hidden)
-  end
-  local rank, below, total = standing(LIVE, 'a', e and (e[5] or fmt(e[1])), hidden)
   n = n + 1
-  out[n] = spack(
-    RESULT, status, improved and 1 or 0, e and 1 or 0, e and e[1] or 0, e and e[2] or 0, rank, below, total
-  )
+  if shadow then
+    apply_event(SHADOW, policy, ev, now, ttl)
+  else
+    local status, improved, e, hidden = 2, false, nil, nil
+    if rebuilding then
+      rcall('RPUSH', B .. ':pend', cmsgpack.pack(ev))
+    else
+      status, improved, e, hidden = apply_event(LIVE, policy, ev, now, ttl)
+    end
+    local uk = ev[2]
+    if hidden == nil then
+      -- Deferred or duplicate: the event wrote nothing, so read the standing.
+      hidden = is_hidden(uk)
+      e = read_entry(LIVE, 'a', uk, hidden)
+    end
+    local rank, below, total = standing(LIVE, 'a', e and (e[5] or fmt(e[1])), hidden)
+    out[n] = spack(
+      RESULT, status, improved and 1 or 0, e and 1 or 0, e and e[1] or 0, e and e[2] or 0, rank, below, total
+    )
+  end
 end
 finish_writes()
+if shadow then return n end
 return table.concat(out)
