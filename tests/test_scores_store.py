@@ -179,6 +179,15 @@ def test_stored_answers_round_trip() -> None:
     assert stored_answers.answer_at(b"", 1) is None
 
 
+def test_body_hashes_never_change() -> None:
+    # Stored with each request for its retention window: a retry after an upgrade must hash
+    # its body to the same bytes, or it would be refused as REQUEST_ID_REUSED.
+    player = "01234567-89ab-4def-8123-456789abcdef"
+    assert body_hash("board-1", player, 42, {}).hex() == "b0ab753808cf39cd10bc172c8e21587e"
+    metadata = {"mode": "ranked", "level": "3"}
+    assert body_hash("board-1", player, -7, metadata).hex() == "fabdd03d9c1946da5e2989442d7198ca"
+
+
 async def test_relay_lock_admits_one_claim_at_a_time(store: ScoreStore) -> None:
     first = None
     for _ in range(50):  # a running service's relay may hold the lock for a moment
