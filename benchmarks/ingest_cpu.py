@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import glob
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.callgrind import Callgrind
 from leaderboard.runtime.context import Principal, principal_var
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.ids import random_uuid4s, uuid7s
@@ -75,7 +74,7 @@ class _CannedRankStore:
     def __init__(self) -> None:
         now = int(time.time() * 1000)
         self._answers = b"".join(
-            struct.pack(">BBBqqqqq", 0, i % 2, 1, -123_456_789, now, 1000 + i, 5000, 100_000) for i in range(ITEMS)
+            rank_store._RESULT.pack(0, i % 2, 1, -123_456_789, now, 1000 + i, 5000, 100_000) for i in range(ITEMS)
         )
 
     async def apply(self, boards: Sequence[Any], global_events: Sequence[Any], now_ms: int) -> list[Any]:
@@ -161,14 +160,22 @@ def _applied_answer(request: ranking_pb2.ApplyScoresRequest) -> ranking_pb2.Appl
 
 
 class _Ranking:
+    """RankingService's ApplyScores, answering at once; keeps the last requests it got, so
+    that its own cost can be counted on the same requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[ranking_pb2.ApplyScoresRequest] = []
+
     async def ApplyScores(
         self, request: ranking_pb2.ApplyScoresRequest, **call: Any
     ) -> ranking_pb2.ApplyScoresResponse:
+        self.requests = [*self.requests[-(CALLS - 1) :], request]
         return _applied_answer(request)
 
 
 class _Client:
-    ranking = _Ranking()
+    def __init__(self) -> None:
+        self.ranking = _Ranking()
 
 
 class _Token:
@@ -187,7 +194,8 @@ def _scores_case() -> Case:
         yield _Driver()
 
     store._batch_connection = connection  # type: ignore[assignment,method-assign]
-    link = RankingLink(_Client(), _Token())  # type: ignore[arg-type]
+    client = _Client()
+    link = RankingLink(client, _Token())  # type: ignore[arg-type]
     link._rules[BOARD] = (float("inf"), BoardRules(BOARD, -MAX_SAFE_SCORE, MAX_SAFE_SCORE, False))
     batcher = SubmitBatcher(store, link, linger_seconds=0.005, max_batch=ITEMS)
     servicer = ScoreServicer(store, link, batcher, RateLimiter(1e9, 2e9))
@@ -212,12 +220,8 @@ def _scores_case() -> Case:
 
     replies = loop.run_until_complete(submit_all())
     assert all(item.response.applied for reply in replies for item in reply.results)
-    apply_requests = []
-    for request in requests:
-        apply_request = ranking_pb2.ApplyScoresRequest()
-        for item in request.requests:
-            apply_request.events.add(event_id=item.request_id, user_id=item.user_id, score=item.score)
-        apply_requests.append(apply_request)
+    apply_requests = client.ranking.requests  # those the batches above sent
+    assert sum(len(r.events) for r in apply_requests) == CALLS * ITEMS
     wire = [(r.SerializeToString(), a.SerializeToString()) for r, a in zip(requests, replies, strict=True)]
 
     def work() -> None:
@@ -242,36 +246,25 @@ CASES: dict[str, Callable[[], Case]] = {"ranking": _ranking_case, "scores": _sco
 # --- counting ----------------------------------------------------------------------------------
 
 
-def _control(*args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
-
-
-def _counted(fn: Callable[[], None], out_prefix: str) -> int:
+def _counted(fn: Callable[[], None], counter: Callgrind) -> int:
     """Instructions of one call of `fn` (this process runs under callgrind)."""
     fn()  # warm-up: caches, first-call paths
-    before = set(glob.glob(out_prefix + "*"))
-    _control("-i", "on")
-    _control("-z")
+    counter.instrument(True)
+    counter.zero()
     fn()
-    _control("-d")
-    _control("-i", "off")
-    for _ in range(200):
-        new = set(glob.glob(out_prefix + "*")) - before
-        for path in new:
-            for line in Path(path).read_text().splitlines():
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-        time.sleep(0.05)
-    raise RuntimeError("callgrind wrote no dump")
+    total = counter.dump()
+    counter.instrument(False)
+    return total
 
 
-def _inside(name: str, out_prefix: str) -> None:
+def _inside(name: str, out: str) -> None:
     work, stand_ins, baseline = CASES[name]()
+    counter = Callgrind(os.getpid(), Path(out))
     per_item = CALLS * ITEMS
-    counted = _counted(work, out_prefix)
+    counted = _counted(work, counter)
     if stand_ins is not None:
-        counted -= _counted(stand_ins, out_prefix)
-    print(f"{counted / per_item:.0f} {_counted(baseline, out_prefix) / per_item:.0f}")
+        counted -= _counted(stand_ins, counter)
+    print(f"{counted / per_item:.0f} {_counted(baseline, counter) / per_item:.0f}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
