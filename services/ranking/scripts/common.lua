@@ -93,6 +93,7 @@ local function read_entry(ns, P, uk, hidden)
     stored = rcall('ZSCORE', live_a and LIVE_R_A or ns .. 'r:' .. P, member)
   end
   if not stored then return nil end
+  -- u6(v) written out: this runs for every event, and a Lua call costs more than its body.
   return {tonumber(stored), (sunpack('>I6', v, 1)), member, v, stored}
 end
 
