@@ -55,6 +55,20 @@ class SeededBoard:
     result: SeedResult
     redis_bytes: int | None  # growth of Redis used_memory while seeding
 
+    def notes(self) -> list[str]:
+        """What seeding did, for the report."""
+        result = self.result
+        notes = [
+            f"seeded {result.done:,} players via ApplyScores in {result.seconds:.1f} s ({result.per_second:,.0f}/s)"
+            + ("" if result.complete else f" — stopped at the time limit, {result.wanted:,} wanted")
+        ]
+        if self.redis_bytes is not None and result.done:
+            notes.append(
+                f"Redis used_memory grew {self.redis_bytes / result.done:.0f} B per player "
+                "(all-time window only, every key of the board)"
+            )
+        return notes
+
 
 class NoDeployment(RuntimeError):
     """The services do not answer (no `make up` running and no --embedded)."""
@@ -74,7 +88,7 @@ class BenchContext:
     _internal: Caller | None = None
     _echo: EchoServerProcess | None = None
     _boards: list[str] = field(default_factory=list)
-    _seeded: dict[int, SeededBoard] = field(default_factory=dict)
+    _seeded: dict[tuple[str, int], SeededBoard] = field(default_factory=dict)
     _services_checked: bool = False
     _cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -173,15 +187,16 @@ class BenchContext:
         self._boards.append(board_id)
         return board_id
 
-    def has_seeded(self, players: int) -> bool:
-        return players in self._seeded
+    def has_seeded(self, players: int, purpose: str = "seeded") -> bool:
+        return (purpose, players) in self._seeded
 
-    async def seeded_board(self, players: int) -> SeededBoard:
-        """A board with `players` entries, seeded once per size and shared by scenarios."""
-        cached = self._seeded.get(players)
+    async def seeded_board(self, players: int, purpose: str = "seeded") -> SeededBoard:
+        """A board with `players` entries, seeded once per purpose and size: the read
+        scenarios share theirs; a scenario that writes keeps its own (`purpose`)."""
+        cached = self._seeded.get((purpose, players))
         if cached is not None:
             return cached
-        board_id = await self.create_board("seeded")
+        board_id = await self.create_board(purpose)
         population = Population(players)
         before = await self.redis_used_memory()
         task = self.progress.add_task(f"seeding {players:,} players", total=players, requests=0)
@@ -198,8 +213,16 @@ class BenchContext:
         after = await self.redis_used_memory()
         growth = after - before if before is not None and after is not None else None
         seeded = SeededBoard(board_id, Population(result.done, population.base), result, growth)
-        self._seeded[players] = seeded
+        self._seeded[(purpose, players)] = seeded
         return seeded
+
+    async def seed_notes(self, players: int, purpose: str = "seeded") -> list[str]:
+        """Seed the board of (purpose, players) unless done already; notes for the report."""
+        shared = self.has_seeded(players, purpose)
+        board = await self.seeded_board(players, purpose)
+        if shared:
+            return [f"the board seeded for an earlier scenario or point ({board.population.size:,} players)"]
+        return board.notes()
 
     async def redis_used_memory(self) -> int | None:
         if not self.settings.redis_url:

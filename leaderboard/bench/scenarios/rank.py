@@ -28,20 +28,6 @@ class UserRankCall(ServiceCall):
         return 1
 
 
-def seeding_notes(board: SeededBoard) -> list[str]:
-    result = board.result
-    notes = [
-        f"seeded {result.done:,} players via ApplyScores in {result.seconds:.1f} s ({result.per_second:,.0f}/s)"
-        + ("" if result.complete else f" — stopped at the time limit, {result.wanted:,} wanted")
-    ]
-    if board.redis_bytes is not None and result.done:
-        notes.append(
-            f"Redis used_memory grew {board.redis_bytes / result.done:.0f} B per player "
-            "(all-time window only, every key of the board)"
-        )
-    return notes
-
-
 class SeededBoardScenario(Scenario):
     uses_players = True
     players_under_all = 1_000_000
@@ -49,13 +35,7 @@ class SeededBoardScenario(Scenario):
     default_concurrency: ClassVar[tuple[int, ...]] = (64,)
 
     async def prepare(self, ctx: BenchContext, params: Params) -> list[str]:
-        shared = ctx.has_seeded(params.players)
-        board = await ctx.seeded_board(params.players)
-        return (
-            [f"the board seeded for an earlier scenario ({board.population.size:,} players)"]
-            if shared
-            else seeding_notes(board)
-        )
+        return await ctx.seed_notes(params.players)
 
     def spec(self, ctx: BenchContext, token: str, board: SeededBoard) -> WorkloadSpec:
         raise NotImplementedError
