@@ -28,7 +28,7 @@ from services.scores.batcher import SubmissionWriter, SubmitBatcher, to_proto
 from services.scores.outbox_relay import OutboxRelay
 from services.scores.ranking_link import RankingLink
 from services.scores.score_store import ScoreStore
-from services.scores.submissions import Submission, body_hash
+from services.scores.submissions import MAX_SAFE_SCORE, Submission, body_hash
 from tests.accounts import Account, new_admin, new_game_server, new_player
 from tests.conftest import Stack
 
@@ -283,6 +283,8 @@ async def test_history_pages_filters_and_privacy(stack: Stack) -> None:
         # PostgreSQL text cannot hold NUL: a filter with one is refused, not an INTERNAL error.
         scores_pb2.ListScoreHistoryRequest(leaderboard_id="a\x00b"),
         scores_pb2.ListScoreHistoryRequest(user_id="a\x00b"),
+        # Players' ids are UUIDs (the history stores them as uuid): anything else is refused.
+        scores_pb2.ListScoreHistoryRequest(user_id="not-a-player"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await admin.client.scores.ListScoreHistory(bad, metadata=admin.client.metadata)
@@ -423,14 +425,14 @@ class FlakyLink(RankingLink):
 
 async def test_relay_parks_refused_events_and_keeps_the_rest_of_a_batch(stack: Stack) -> None:
     # One outbox row per batch. Refused for good: the events of a deleted board are parked
-    # together, an event ranking rejects (a user id that is no UUID) alone, the rest is
-    # applied; after a transient failure, the row keeps only the events not yet delivered.
+    # together, an event ranking rejects (a score past ±2^53) alone, the rest is applied;
+    # after a transient failure, the row keeps only the events not yet delivered.
     admin = await new_admin(stack)
     board, later = await make_board(admin), await make_board(admin)
     gone = f"scores-gone-{uuid.uuid4().hex[:8]}"
     users = [str(uuid.uuid4()) for _ in range(5)]
-    users[2] = "not-a-uuid"
     items = relay_items([board, gone, board, later, later], users)
+    items[2].score = MAX_SAFE_SCORE + 1  # stored (bigint), never ranked
     engine = create_engine(stack.settings.postgres_url, pool_size=2)
     store = ScoreStore(engine)
     written = await store.insert_batch(items)

@@ -19,7 +19,7 @@ from leaderboard.runtime.config import Settings
 from leaderboard.runtime.context import Principal
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.errors import InvalidArgument, NotFound, PermissionDenied
-from leaderboard.runtime.ids import uuid7
+from leaderboard.runtime.ids import canonical_uuid, uuid7
 from leaderboard.v1 import common_pb2
 from services.scores import score_store, stored_answers
 from services.scores.batcher import now_ms
@@ -37,7 +37,8 @@ from services.scores.submissions import (
 )
 from tests.stores import fresh_database
 
-PLAYER = Principal("p1", common_pb2.ROLE_PLAYER, "p1", "Player One", 0)
+PLAYER_ID = "0b9f1c52-5d3e-4a57-9c1e-6f2d8a4b7e10"
+PLAYER = Principal(PLAYER_ID, common_pb2.ROLE_PLAYER, "p1", "Player One", 0)
 SERVER = Principal("srv", common_pb2.ROLE_SERVER, "srv", "", 0)
 
 
@@ -53,7 +54,13 @@ async def store(settings: Settings) -> AsyncIterator[ScoreStore]:
     await engine.dispose()
 
 
+def player(name: str) -> str:
+    """A player id (a UUID, as the history stores it) named by `name` in a test."""
+    return name if canonical_uuid(name) == name else str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
 def make(board: str, user: str, score: int, *, caller: str | None = None, request_id: str | None = None) -> Submission:
+    user = player(user)
     item = Submission(
         caller_id=caller or user,
         request_id=request_id or str(uuid.uuid4()),
@@ -88,7 +95,12 @@ def test_validation_rules() -> None:
 
 
 def test_player_resolution_and_inputs() -> None:
-    assert resolve_player(PLAYER, "") == "p1"
+    assert resolve_player(PLAYER, "") == PLAYER_ID
+    # A caller whose id is not a player's (the platform's own services) must name one.
+    internal = Principal("internal:scores", common_pb2.ROLE_SERVER, "internal:scores", "", 0)
+    with pytest.raises(InvalidArgument):
+        resolve_player(internal, "")
+    assert resolve_player(internal, PLAYER_ID) == PLAYER_ID
     someone = str(uuid.uuid4())
     assert resolve_player(SERVER, someone) == someone
     with pytest.raises(InvalidArgument):
@@ -206,7 +218,7 @@ async def test_relay_lock_admits_one_claim_at_a_time(store: ScoreStore) -> None:
 
 async def test_history_pages_newest_first_with_filters(store: ScoreStore) -> None:
     board = f"b-{uuid.uuid4().hex[:8]}"
-    user = f"u-{uuid.uuid4().hex[:8]}"
+    user = str(uuid.uuid4())
     items = []
     for score in range(7):
         item = make(board, user, score)
@@ -283,7 +295,7 @@ def test_batch_outbox_migration_keeps_pending_and_parked_events(settings: Settin
             for event_id in [*pending, parked]:
                 conn.execute(
                     "INSERT INTO scores.score_events (id, created_at, leaderboard_id, user_id, score, request_id,"
-                    " submitted_by) VALUES (%s, now(), 'b', 'u', 1, gen_random_uuid(), 'u')",
+                    " submitted_by) VALUES (%s, now(), 'b', gen_random_uuid(), 1, gen_random_uuid(), 'u')",
                     (event_id,),
                 )
         migrations.upgrade(url, ("scores",))
@@ -331,7 +343,7 @@ def test_id_columns_compare_bytewise(settings: Settings) -> None:
         "scores.submission_requests.caller_id",
     ]
     with fresh_database(settings.postgres_url) as url:
-        migrations.upgrade(url, ("scores",))
+        migrations.upgrade(url, ("scores",), "s0005")  # s0007 makes user_id a uuid
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute(collations).fetchall() == [(n, "C") for n in names]
             # Every partition, existing and new, follows its parent.
@@ -366,6 +378,38 @@ def test_idempotency_keys_lead_with_the_request_id(settings: Settings) -> None:
         command.downgrade(migrations.alembic_config("scores", url), "s0005")
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute(key).fetchone() == (["caller_id", "request_id"],)
+
+
+def test_history_user_ids_are_uuids(settings: Settings) -> None:
+    # s0007: the history's user_id is a uuid (its per-user index a third smaller); a row
+    # whose user_id is not a UUID stops the upgrade; the downgrade restores varchar "C".
+    column = (
+        "SELECT format_type(a.atttypid, a.atttypmod), coalesce(c.collname, '') FROM pg_attribute a"
+        " LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+        " WHERE a.attrelid = 'scores.score_events'::regclass AND a.attname = 'user_id'"
+    )
+    insert = (
+        "INSERT INTO scores.score_events (id, created_at, leaderboard_id, user_id, score, request_id,"
+        " submitted_by) VALUES (gen_random_uuid(), now(), 'b', %s, 1, gen_random_uuid(), 's')"
+    )
+    player_id = str(uuid.uuid4())
+    with fresh_database(settings.postgres_url) as url:
+        migrations.upgrade(url, ("scores",), "s0006")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(insert, (player_id.upper(),))
+            conn.execute(insert, ("not-a-player",))
+        with pytest.raises(RuntimeError, match="1 score history rows"):
+            migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM scores.score_events WHERE user_id = 'not-a-player'")
+        migrations.upgrade(url, ("scores",))
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(column).fetchone() == ("uuid", "")
+            assert conn.execute("SELECT CAST(user_id AS text) FROM scores.score_events").fetchall() == [(player_id,)]
+        command.downgrade(migrations.alembic_config("scores", url), "s0006")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(column).fetchone() == ("character varying(64)", "C")
+            assert conn.execute("SELECT user_id FROM scores.score_events").fetchall() == [(player_id,)]
 
 
 async def test_partition_creation_gives_way_to_a_busy_table(settings: Settings) -> None:
@@ -446,7 +490,7 @@ async def test_text_is_stored_exactly_as_sent(store: ScoreStore) -> None:
     # The batch reaches PostgreSQL as one JSON document: quotes, backslashes, control
     # characters and non-ASCII text must come back byte for byte.
     board = f"b-{uuid.uuid4().hex[:8]}"
-    user = f"u-{uuid.uuid4().hex[:8]}"
+    user = str(uuid.uuid4())
     odd = 'Zoë "the \\ one" 日本 🎮\t\n\x01'
     item = make(board, user, 5)
     item.display_name = odd

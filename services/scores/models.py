@@ -24,7 +24,7 @@ score_events = Table(
     Column("created_at", DateTime(timezone=True), primary_key=True),
     # Opaque ids: compared bytewise whatever the database's collation (migration s0005).
     Column("leaderboard_id", String(64, collation="C"), nullable=False),
-    Column("user_id", String(64, collation="C"), nullable=False),
+    Column("user_id", UUID(as_uuid=False), nullable=False),  # every player id is a UUID (s0007)
     Column("score", BigInteger, nullable=False),
     Column("request_id", UUID(as_uuid=False), nullable=False),
     Column("submitted_by", String(64), nullable=False),

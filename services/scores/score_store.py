@@ -40,7 +40,7 @@ log = logging.getLogger("leaderboard.scores.store")
 _INSERT_BATCH = """
     WITH input AS (
         SELECT CAST(e.v->>0 AS uuid) AS id, CAST(e.v->>1 AS timestamptz) AS created_at, e.v->>2 AS leaderboard_id,
-               e.v->>3 AS user_id, CAST(e.v->>4 AS bigint) AS score, CAST(e.v->>5 AS uuid) AS request_id,
+               CAST(e.v->>3 AS uuid) AS user_id, CAST(e.v->>4 AS bigint) AS score, CAST(e.v->>5 AS uuid) AS request_id,
                e.v->>6 AS caller_id, e.v->>7 AS display_name, e.v->8 AS metadata, e.v->>9 AS body_hash,
                e.v->>10 AS submitted_by, CAST(e.n AS integer) AS pos
         FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) WITH ORDINALITY AS e(v, n)
@@ -92,7 +92,7 @@ _EXISTING_REQUESTS = text(
     """
     SELECT r.caller_id, CAST(r.request_id AS text), CAST(r.submission_id AS text), r.body_hash, r.response,
            r.batch_id, r.batch_position,
-           e.created_at, e.leaderboard_id, e.user_id, e.score, e.metadata, e.submitted_by
+           e.created_at, e.leaderboard_id, CAST(e.user_id AS text), e.score, e.metadata, e.submitted_by
     FROM unnest(CAST(:callers AS text[]), CAST(:request_ids AS uuid[])) AS k(caller_id, request_id)
     JOIN scores.submission_requests r ON r.caller_id = k.caller_id AND r.request_id = k.request_id
     LEFT JOIN scores.score_events e ON e.id = r.submission_id AND e.created_at = r.created_at
@@ -435,7 +435,7 @@ class ScoreStore:
         after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[Submission]:
-        clauses = ["user_id = :user_id"]
+        clauses = ["user_id = CAST(:user_id AS uuid)"]
         params: dict[str, object] = {"user_id": user_id, "limit": limit}
         if leaderboard_id:
             clauses.append("leaderboard_id = :board")
@@ -450,7 +450,8 @@ class ScoreStore:
             clauses.append("(created_at, id) < (:after_ts, CAST(:after_id AS uuid))")
             params["after_ts"], params["after_id"] = after
         sql = text(
-            "SELECT CAST(id AS text), created_at, leaderboard_id, user_id, score, CAST(request_id AS text), "
+            "SELECT CAST(id AS text), created_at, leaderboard_id, CAST(user_id AS text), score, "
+            "CAST(request_id AS text), "
             "submitted_by, display_name, metadata FROM scores.score_events WHERE "
             + " AND ".join(clauses)
             + " ORDER BY created_at DESC, id DESC LIMIT :limit"
@@ -484,7 +485,7 @@ class ScoreStore:
             cursor = "AND (created_at, id) > (:after_ts, CAST(:after_id AS uuid))"
             params["after_ts"], params["after_id"] = after
         sql = text(
-            "SELECT CAST(id AS text), created_at, user_id, score, display_name FROM scores.score_events "
+            "SELECT CAST(id AS text), created_at, CAST(user_id AS text), score, display_name FROM scores.score_events "
             f"WHERE leaderboard_id = :board {cursor} ORDER BY created_at, id LIMIT :limit"
         )
         async with self._connect() as conn:
@@ -556,7 +557,7 @@ class ScoreStore:
             rows = await conn.execute(
                 text(
                     """
-                    SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, e.user_id, e.score,
+                    SELECT o.id, CAST(e.id AS text), e.created_at, e.leaderboard_id, CAST(e.user_id AS text), e.score,
                            e.display_name
                     FROM scores.outbox o
                     CROSS JOIN LATERAL unnest(o.event_ids) WITH ORDINALITY AS k(event_id, n)

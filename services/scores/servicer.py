@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2
 from leaderboard.runtime import paging
 from leaderboard.runtime.context import Principal, current_principal
 from leaderboard.runtime.errors import DomainError, InvalidArgument, PermissionDenied, ResourceExhausted
+from leaderboard.runtime.ids import canonical_uuid
 from leaderboard.v1 import scores_pb2, scores_pb2_grpc
 from services.scores.batcher import SubmitBatcher, to_proto
 from services.scores.ranking_link import RankingLink, add_events
@@ -144,7 +145,9 @@ class ScoreServicer(scores_pb2_grpc.ScoreServiceServicer):
         self, request: scores_pb2.ListScoreHistoryRequest, context: Context
     ) -> scores_pb2.ListScoreHistoryResponse:
         principal = current_principal()
-        user_id = check_no_nul("user_id", request.user_id) or principal.user_id
+        user_id = canonical_uuid(request.user_id or principal.user_id)
+        if user_id is None:
+            raise InvalidArgument("user_id", "must be a user id (UUID)")
         leaderboard_id = check_no_nul("leaderboard_id", request.leaderboard_id)
         if user_id != principal.user_id and not (principal.is_admin or principal.is_server):
             raise PermissionDenied("players may only read their own history", reason="HISTORY_OF_OTHER_USER")

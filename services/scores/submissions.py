@@ -98,6 +98,10 @@ def check_no_nul(field: str, value: str) -> str:
 def resolve_player(principal: Principal, requested_user_id: str) -> str:
     """A player submits for itself; game servers (and admins) may name any player."""
     if not requested_user_id or requested_user_id == principal.user_id:
+        # Players' ids are UUIDs; a caller whose id is not (the platform's own services)
+        # has no scores of its own and must name the player.
+        if canonical_uuid(principal.user_id) != principal.user_id:
+            raise InvalidArgument("user_id", "required: this caller is not a player")
         return principal.user_id
     if principal.is_server or principal.is_admin:
         user_id = canonical_uuid(requested_user_id)
