@@ -59,7 +59,9 @@ class SubmitScoreRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key (UUID): a retry with the same id returns the first answer."""
     user_id: _builtins.str
-    """Player the score is for; only game servers may name another player. Empty = caller."""
+    """Player the score is for (a user id, UUID); only game servers may name another player.
+    Empty = caller, which must then be a player.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Small free-form metadata: at most 1 KiB in total, no NUL characters."""
@@ -216,7 +218,7 @@ class ListScoreHistoryRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """Whose history; empty = caller. Players may only read their own."""
+    """Whose history (a user id, UUID); empty = caller. Players may only read their own."""
     leaderboard_id: _builtins.str
     """Only this leaderboard; empty = all."""
     page_size: _builtins.int
