@@ -535,11 +535,7 @@ def own_submissions(board: str, count: int) -> list[Submission]:
 
 @asynccontextmanager
 async def own_batcher(
-    stack: Stack,
-    link_type: type[RankingLink],
-    max_batch: int,
-    linger_seconds: float = 0.001,
-    min_interval_seconds: float = 0.0,
+    stack: Stack, link_type: type[RankingLink], max_batch: int, linger_seconds: float = 0.001
 ) -> AsyncIterator[tuple[SubmitBatcher, AsyncEngine]]:
     """A batcher of the test's own, on the stack's database and ranking."""
     settings = stack.settings
@@ -547,9 +543,7 @@ async def own_batcher(
     client = Client.from_settings(settings)
     link = link_type(client, ServiceToken(client, "scores", settings.internal_secret))
     store = ScoreStore(engine)
-    batcher = SubmitBatcher(
-        store, link, linger_seconds=linger_seconds, max_batch=max_batch, min_interval_seconds=min_interval_seconds
-    )
+    batcher = SubmitBatcher(store, link, linger_seconds=linger_seconds, max_batch=max_batch)
     await batcher.start()
     try:
         yield batcher, engine
@@ -587,35 +581,6 @@ async def test_a_lingering_batch_leaves_when_the_one_in_flight_is_done(stack: St
                 )
             ).all()
         assert len(batches) == 1
-
-
-async def test_under_load_batches_leave_no_sooner_than_the_minimum_interval(stack: Stack) -> None:
-    # With a minimum interval, a batch whose predecessor is done still waits until the
-    # interval since that one left has passed (so it grows); an idle batcher never waits.
-    admin = await new_admin(stack)
-    board = await make_board(admin)
-    first, *later, lone = own_submissions(board, 5)
-    async with own_batcher(stack, SlowLink, max_batch=100, linger_seconds=30.0, min_interval_seconds=1.5) as (
-        batcher,
-        _,
-    ):
-        in_flight = asyncio.create_task(batcher.submit_many([first]))
-        await asyncio.sleep(0.05)  # the first batch left at once (nothing was in flight)
-        replies = await asyncio.gather(*(batcher.submit_many([item]) for item in later))
-        (head,) = await in_flight
-        assert isinstance(head, scores_pb2.SubmitScoreResponse)
-        left = head.submission.create_time.ToDatetime()
-        answers = [reply for (reply,) in replies if isinstance(reply, scores_pb2.SubmitScoreResponse)]
-        assert len(answers) == len(later) and all(a.applied for a in answers)
-        # The first batch took ~0.3 s; these left together, 1.5 s after it did (the
-        # creation times are wall-clock milliseconds, the interval the loop's clock).
-        assert len({a.submission.create_time.ToMilliseconds() for a in answers}) == 1
-        assert (answers[0].submission.create_time.ToDatetime() - left).total_seconds() >= 1.45
-        await asyncio.sleep(0.5)  # nothing in flight now
-        started = datetime.now(UTC).replace(tzinfo=None)
-        (alone,) = await batcher.submit_many([lone])
-        assert isinstance(alone, scores_pb2.SubmitScoreResponse)
-        assert (alone.submission.create_time.ToDatetime() - started).total_seconds() < 1.0
 
 
 async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:

@@ -41,13 +41,6 @@ def _positive_float(raw: str) -> float:
     return value
 
 
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:  # NaN too
-        raise ValueError("expected a number >= 0")
-    return value
-
-
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -245,14 +238,6 @@ class Settings:
         "once). Measured on 2 cores at 64 unary callers: 10 took 7-20% less CPU per submission "
         "than 5, and 20 no less than 10.",
         parse=_positive_float,
-    )
-    batch_min_interval_ms: float = _setting(
-        0.0,
-        "Under load, the least time between two micro-batches leaving: a batch that could leave "
-        "(the ones in flight are done) waits until this long after the one before left, so batches "
-        "grow and their fixed cost (a statement, an ApplyScores call) is shared by more calls. Never "
-        "applies while idle, nor to a full batch. 0: off.",
-        parse=_non_negative_float,
     )
     batch_max_size: int = _setting(
         1000,

@@ -172,13 +172,10 @@ class SubmitBatcher:
         linger_seconds: float,
         max_batch: int,
         max_in_flight: int = 16,
-        min_interval_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._ranking = ranking
         self._linger = linger_seconds
-        self._min_interval = min_interval_seconds
-        self._last_left = 0.0  # loop time the last batch left
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Call] = asyncio.Queue()
         # A call taken off the queue that did not fit the batch being filled.
@@ -251,18 +248,12 @@ class SubmitBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), self._linger)
                 size = self._drain(batch, size)
-                # And no sooner than the minimum interval after the one before it left.
-                wait = self._last_left + self._min_interval - asyncio.get_running_loop().time()
-                if wait > 0 and size < self._max_batch and self._carry is None:
-                    await asyncio.sleep(wait)
-                    size = self._drain(batch, size)
             await self._in_flight.acquire()
             if size < self._max_batch and self._carry is None:
                 # What queued while every slot was busy joins too: under load batches
                 # grow with the wait instead of each waiting for a slot of its own.
                 size = self._drain(batch, size)
             self._busy += 1
-            self._last_left = asyncio.get_running_loop().time()
             self._idle.clear()
             task = asyncio.create_task(self._process(batch))
             self._tasks.add(task)
