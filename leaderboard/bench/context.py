@@ -187,9 +187,6 @@ class BenchContext:
         self._boards.append(board_id)
         return board_id
 
-    def has_seeded(self, players: int, purpose: str = "seeded") -> bool:
-        return (purpose, players) in self._seeded
-
     async def seeded_board(self, players: int, purpose: str = "seeded") -> SeededBoard:
         """A board with `players` entries, seeded once per purpose and size: the read
         scenarios share theirs; a scenario that writes keeps its own (`purpose`)."""
@@ -218,7 +215,7 @@ class BenchContext:
 
     async def seed_notes(self, players: int, purpose: str = "seeded") -> list[str]:
         """Seed the board of (purpose, players) unless done already; notes for the report."""
-        shared = self.has_seeded(players, purpose)
+        shared = (purpose, players) in self._seeded
         board = await self.seeded_board(players, purpose)
         if shared:
             return [f"the board seeded for an earlier scenario or point ({board.population.size:,} players)"]
