@@ -25,6 +25,7 @@ from leaderboard.runtime.service_token import ServiceToken
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
 from services.scores import ranking_link
 from services.scores.batcher import SubmissionWriter, SubmitBatcher, to_proto
+from services.scores.cpu_load import CpuLoad
 from services.scores.outbox_relay import OutboxRelay
 from services.scores.ranking_link import RankingLink
 from services.scores.score_store import ScoreStore
@@ -535,7 +536,13 @@ def own_submissions(board: str, count: int) -> list[Submission]:
 
 @asynccontextmanager
 async def own_batcher(
-    stack: Stack, link_type: type[RankingLink], max_batch: int, linger_seconds: float = 0.001
+    stack: Stack,
+    link_type: type[RankingLink],
+    max_batch: int,
+    linger_seconds: float = 0.001,
+    *,
+    min_interval_seconds: float = 0.0,
+    load: CpuLoad | None = None,
 ) -> AsyncIterator[tuple[SubmitBatcher, AsyncEngine]]:
     """A batcher of the test's own, on the stack's database and ranking."""
     settings = stack.settings
@@ -543,7 +550,14 @@ async def own_batcher(
     client = Client.from_settings(settings)
     link = link_type(client, ServiceToken(client, "scores", settings.internal_secret))
     store = ScoreStore(engine)
-    batcher = SubmitBatcher(store, link, linger_seconds=linger_seconds, max_batch=max_batch)
+    batcher = SubmitBatcher(
+        store,
+        link,
+        linger_seconds=linger_seconds,
+        max_batch=max_batch,
+        min_interval_seconds=min_interval_seconds,
+        load=load,
+    )
     await batcher.start()
     try:
         yield batcher, engine
@@ -581,6 +595,39 @@ async def test_a_lingering_batch_leaves_when_the_one_in_flight_is_done(stack: St
                 )
             ).all()
         assert len(batches) == 1
+
+
+@pytest.mark.parametrize("cpu_bound", [True, False])
+async def test_batches_leave_no_sooner_than_the_minimum_interval_only_when_cpu_bound(
+    stack: Stack, cpu_bound: bool
+) -> None:
+    # CPU-bound, a batch whose predecessor is done still waits until the minimum interval
+    # since that one left has passed (so it grows); otherwise it leaves at once.
+    admin = await new_admin(stack)
+    board = await make_board(admin)
+    first, *later = own_submissions(board, 4)
+    # Threshold 0: any CPU use counts as busy; infinite: nothing does.
+    load = CpuLoad(threshold=0.0 if cpu_bound else float("inf"), window_seconds=0.0)
+    async with own_batcher(
+        stack, SlowLink, max_batch=100, linger_seconds=30.0, min_interval_seconds=1.5, load=load
+    ) as (batcher, _):
+        in_flight = asyncio.create_task(batcher.submit_many([first]))
+        await asyncio.sleep(0.05)  # the first batch left at once (none had left before it)
+        replies = await asyncio.gather(*(batcher.submit_many([item]) for item in later))
+        (head,) = await in_flight
+        assert isinstance(head, scores_pb2.SubmitScoreResponse)
+        answers = [reply for (reply,) in replies if isinstance(reply, scores_pb2.SubmitScoreResponse)]
+        assert len(answers) == len(later) and all(a.applied for a in answers)
+        # They left together (creation times are per batch, in wall-clock milliseconds):
+        # when the first batch was done (~0.3 s), or 1.5 s after it left.
+        assert len({a.submission.create_time.ToMilliseconds() for a in answers}) == 1
+        gap = (
+            answers[0].submission.create_time.ToDatetime() - head.submission.create_time.ToDatetime()
+        ).total_seconds()
+        if cpu_bound:
+            assert gap >= 1.45
+        else:
+            assert 0.25 <= gap < 1.0
 
 
 async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:

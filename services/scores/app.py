@@ -37,6 +37,7 @@ class ScoreServiceApp:
             self.ranking,
             linger_seconds=settings.batch_linger_ms / 1000,
             max_batch=settings.batch_max_size,
+            min_interval_seconds=settings.batch_min_interval_ms / 1000,
         )
         self.relay = OutboxRelay(self.store, self.ranking)
         limiter = RateLimiter(settings.submit_rate_per_second, 2 * settings.submit_rate_per_second)

@@ -25,6 +25,7 @@ from leaderboard.runtime.errors import AlreadyExists, DomainError, Unavailable
 from leaderboard.runtime.ids import uuid7s
 from leaderboard.v1 import common_pb2, ranking_pb2, scores_pb2
 from services.scores import stored_answers
+from services.scores.cpu_load import CpuLoad
 from services.scores.ranking_link import RankingLink, timestamp_of
 from services.scores.score_store import ExistingRequest, ScoreStore
 from services.scores.submissions import Submission
@@ -172,10 +173,15 @@ class SubmitBatcher:
         linger_seconds: float,
         max_batch: int,
         max_in_flight: int = 16,
+        min_interval_seconds: float = 0.0,
+        load: CpuLoad | None = None,
     ) -> None:
         self._store = store
         self._ranking = ranking
         self._linger = linger_seconds
+        self._min_interval = min_interval_seconds
+        self._load = load or CpuLoad()
+        self._last_left = 0.0  # the loop's time when the last batch left
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Call] = asyncio.Queue()
         # A call taken off the queue that did not fit the batch being filled.
@@ -248,12 +254,20 @@ class SubmitBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), self._linger)
                 size = self._drain(batch, size)
+            if self._min_interval and size < self._max_batch and self._carry is None and self._load.busy():
+                # CPU-bound, each batch's fixed cost (a statement, an ApplyScores call) is
+                # what limits throughput: let batches grow by leaving no more often than this.
+                wait = self._last_left + self._min_interval - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    size = self._drain(batch, size)
             await self._in_flight.acquire()
             if size < self._max_batch and self._carry is None:
                 # What queued while every slot was busy joins too: under load batches
                 # grow with the wait instead of each waiting for a slot of its own.
                 size = self._drain(batch, size)
             self._busy += 1
+            self._last_left = asyncio.get_running_loop().time()
             self._idle.clear()
             task = asyncio.create_task(self._process(batch))
             self._tasks.add(task)
