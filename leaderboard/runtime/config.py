@@ -252,7 +252,7 @@ class Settings:
         "time between two micro-batches leaving, so batches grow and their fixed cost (a "
         "statement, an ApplyScores call) is shared by more calls; never applies otherwise, nor to "
         "a full batch. Measured on 2 cores at 64 unary callers (11 alternating pairs): batches of "
-        "30-36 against 17-20, ScoreService's CPU per call 13% lower, 0.59x echo against 0.54x "
+        "26-36 against 14-19, ScoreService's CPU per call 13% lower, 0.59x echo against 0.54x "
         "(medians); 25 was slower than 0. 0: off.",
         parse=_non_negative_float,
     )
