@@ -21,7 +21,7 @@ from leaderboard.bench.availability import NotImplementedYet, require
 from leaderboard.bench.context import BenchContext, Options
 from leaderboard.bench.driver import Driver, Plan
 from leaderboard.bench.echo_server import EchoServerProcess
-from leaderboard.bench.process_cpu import LOAD, cpu_by_role, describe, per_item_us
+from leaderboard.bench.process_cpu import LOAD, cpu_reading, describe, per_item_us, spent_by_role
 from leaderboard.bench.report import NOT_IMPLEMENTED, OK
 from leaderboard.bench.runner import Bounds, Recording, Workload, WorkloadSpec, closed_loop, run_load
 from leaderboard.bench.scenarios import SCENARIOS, Measured, Params, Scenario
@@ -236,25 +236,33 @@ def test_echo_scenario_writes_json(tmp_path: Path) -> None:
     # Linux says how much CPU time other guests took meanwhile (a share, in percent),
     # and what each process spent per request in the window.
     assert result["steal_percent"] is None or 0 <= result["steal_percent"] <= 100
-    if cpu_by_role() is not None:
+    if cpu_reading() is not None:
         assert {"echo", LOAD} <= set(result["cpu_us_per_item"])
         assert any(note.startswith("CPU per request: ") for note in result["notes"])
 
 
-def test_cpu_by_role_counts_this_process_as_the_load_generator() -> None:
-    before = cpu_by_role()
+def test_cpu_reading_counts_this_process_as_the_load_generator() -> None:
+    before = cpu_reading()
     if before is None:
         pytest.skip("no /proc here")
     started = time.process_time()
     while time.process_time() - started < 0.2:
         pass
-    after = cpu_by_role()
+    after = cpu_reading()
     assert after is not None
-    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    spent = spent_by_role(before, after)
     assert spent[LOAD] >= 0.15
     cpu = per_item_us(spent, 1000)
     assert cpu[LOAD] >= 150
     assert "load generator" in describe(cpu, "request")
+
+
+def test_cpu_spent_is_counted_process_by_process() -> None:
+    # A process that ended between the readings takes nothing off its role (its CPU time
+    # since the first reading is simply not seen); one that started counts from zero.
+    before = {1: (LOAD, 5.0), 2: (LOAD, 3.0), 3: ("scores", 1.0)}
+    after = {2: (LOAD, 3.5), 3: ("scores", 1.4), 4: (LOAD, 0.25)}
+    assert spent_by_role(before, after) == pytest.approx({LOAD: 0.75, "scores": 0.4})
 
 
 def test_steal_share_between_readings() -> None:

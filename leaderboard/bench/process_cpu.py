@@ -45,20 +45,38 @@ def _processes() -> dict[int, tuple[int, str, float]]:
     return found
 
 
-def cpu_by_role() -> dict[str, float] | None:
-    """CPU seconds so far of every process with a role, summed by role; None without /proc."""
+# pid -> (role, CPU seconds since it started)
+Reading = dict[int, tuple[str, float]]
+
+
+def cpu_reading() -> Reading | None:
+    """The CPU seconds so far of every process with a role; None without /proc."""
     if not (_PROC / "self" / "stat").exists():
         return None
     processes = _processes()
     me = os.getpid()
-    totals: dict[str, float] = {}
+    reading: Reading = {}
     for pid, (parent, cmdline, seconds) in processes.items():
         role = next((name for name, mark in _ROLES if mark in cmdline), None)
         if role is None and _descends_from(pid, parent, me, processes):
             role = LOAD
         if role is not None:
-            totals[role] = totals.get(role, 0.0) + seconds
-    return totals
+            reading[pid] = (role, seconds)
+    return reading
+
+
+def spent_by_role(before: Reading, after: Reading) -> dict[str, float]:
+    """CPU seconds by role between two readings, process by process: one that started in
+    between counts from zero, and one that ended in between is not seen (what it spent
+    since `before` is lost). Subtracting role totals instead took all the CPU time of a
+    process that ended (a previous run's load generator on its way out) off its role's
+    figure, which then came out short or negative."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        old = before.get(pid)
+        start = old[1] if old is not None and old[0] == role else 0.0
+        spent[role] = spent.get(role, 0.0) + seconds - start
+    return spent
 
 
 def _descends_from(pid: int, parent: int, ancestor: int, processes: dict[int, tuple[int, str, float]]) -> bool:

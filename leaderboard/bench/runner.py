@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from leaderboard.bench.catalog import DEFAULT_MAX_REQUESTS
-from leaderboard.bench.process_cpu import cpu_by_role
+from leaderboard.bench.process_cpu import Reading, cpu_reading, spent_by_role
 from leaderboard.bench.stats import Summary, summarize
 
 # (completed requests in the measurement window, fraction of the window elapsed)
@@ -295,9 +295,9 @@ async def _window_cpu(start_at: float, bounds: Bounds) -> AsyncIterator[dict[str
     if that comes first (max_requests); filled in when the block ends."""
     spent: dict[str, float] = {}
 
-    async def reading_at(moment: float) -> dict[str, float] | None:
+    async def reading_at(moment: float) -> Reading | None:
         await asyncio.sleep(max(0.0, moment - time.perf_counter()))
-        return await asyncio.to_thread(cpu_by_role)  # a /proc walk takes a few ms: off the loop
+        return await asyncio.to_thread(cpu_reading)  # a /proc walk takes a few ms: off the loop
 
     window_start = start_at + bounds.warmup_s
     first = asyncio.create_task(reading_at(window_start))
@@ -314,9 +314,9 @@ async def _window_cpu(start_at: float, bounds: Bounds) -> AsyncIterator[dict[str
                 after = last.result()
             else:  # the load ended early (max_requests): read now
                 last.cancel()
-                after = await asyncio.to_thread(cpu_by_role)
+                after = await asyncio.to_thread(cpu_reading)
             if before is not None and after is not None:
-                spent.update({role: s - before.get(role, 0.0) for role, s in after.items()})
+                spent.update(spent_by_role(before, after))
 
 
 async def _collect(
