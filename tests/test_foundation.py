@@ -166,6 +166,20 @@ async def test_services_wait_for_a_redis_that_is_still_starting(tmp_path: Path) 
         server.stop()
 
 
+async def test_redis_over_a_unix_socket(tmp_path: Path) -> None:
+    # LEADERBOARD_REDIS_URL may name a Unix socket (a Redis on the same host).
+    socket_path = tmp_path / "valkey.sock"
+    server = EmbeddedValkey(tmp_path / "valkey", persist=False, unix_socket=socket_path)
+    await asyncio.to_thread(server.start)
+    client = create_redis(f"unix://{socket_path}?db=0")
+    try:
+        assert await client.set("k", "v")
+        assert await client.get("k") == b"v"
+    finally:
+        await client.aclose()
+        server.stop()
+
+
 async def test_waiting_for_redis_gives_up_after_its_deadline(tmp_path: Path) -> None:
     client = create_redis(f"redis://127.0.0.1:{free_port()}/0")
     try:

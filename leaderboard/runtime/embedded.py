@@ -212,10 +212,14 @@ class EmbeddedPostgres:
 class EmbeddedValkey:
     """A Valkey server (Redis-compatible) on 127.0.0.1:<port>, data under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, persist: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, persist: bool = True, unix_socket: Path | None = None
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.persist = persist
+        # Also listen on this Unix socket (`unix://<path>` URLs); `url` stays TCP.
+        self.unix_socket = unix_socket
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "valkey.log"
 
@@ -244,6 +248,7 @@ class EmbeddedValkey:
                 "--daemonize", "no",
                 "--logfile", str(self.log_path),
                 "--protected-mode", "yes",
+                *(["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"] if self.unix_socket else []),
                 *persistence,
             ]
         )  # fmt: skip

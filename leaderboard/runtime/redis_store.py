@@ -20,7 +20,8 @@ def create_redis(url: str, *, max_connections: int = 64, timeout_seconds: float 
         max_connections=max_connections,
         decode_responses=False,
         health_check_interval=30,
-        socket_keepalive=True,
+        # TCP only: redis-py's Unix-socket connections refuse the keyword (unix:// URLs).
+        **({} if url.startswith("unix:") else {"socket_keepalive": True}),
         # A Redis that accepts and never answers must fail the call, not hold it: on a
         # timeout redis-py drops the connection (the reply may still be on its way).
         socket_timeout=timeout_seconds,
