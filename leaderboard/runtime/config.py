@@ -109,7 +109,8 @@ class Settings:
     )
     redis_url: str = _setting(
         "",
-        "Redis URL (redis://host:port/db). Empty: `leaderboard up` starts an embedded Valkey.",
+        "Redis URL (redis://host:port/db, rediss:// with TLS, or unix:///path/to.sock?db=0). "
+        "Empty: `leaderboard up` starts an embedded Valkey.",
         parse=_url(("redis", "rediss", "unix")),
     )
     redis_key_prefix: str = _setting(
