@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import psycopg
 
+from leaderboard.bench.process_cpu import processes
 from leaderboard.runtime.db import create_engine
 from leaderboard.runtime.embedded import EmbeddedPostgres
 from leaderboard.runtime.ids import random_uuid4s, uuid7s
@@ -44,7 +44,6 @@ from services.scores.submissions import Submission, body_hash
 BATCH = 1000
 BOARD = "bench-board"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _varchar_user(conn: psycopg.Connection) -> None:
@@ -73,18 +72,7 @@ _SIZES = """
 
 def _server_cpu_seconds(postmaster: int) -> float:
     """CPU time of the postmaster and its children (backends, writers, checkpointer)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == postmaster or int(fields[1]) == postmaster:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / _TICKS
+    return sum(seconds for pid, (parent, _, seconds) in processes().items() if postmaster in (pid, parent))
 
 
 def _batch(rng: random.Random, players: list[str], caller: str) -> list[Submission]:

@@ -28,7 +28,7 @@ _ROLES = (
 LOAD = "load generator"
 
 
-def _processes() -> dict[int, tuple[int, str, float]]:
+def processes() -> dict[int, tuple[int, str, float]]:
     """pid -> (parent pid, command line, CPU seconds since it started)."""
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[int, str, float]] = {}
@@ -53,12 +53,12 @@ def cpu_reading() -> Reading | None:
     """The CPU seconds so far of every process with a role; None without /proc."""
     if not (_PROC / "self" / "stat").exists():
         return None
-    processes = _processes()
+    found = processes()
     me = os.getpid()
     reading: Reading = {}
-    for pid, (parent, cmdline, seconds) in processes.items():
+    for pid, (parent, cmdline, seconds) in found.items():
         role = next((name for name, mark in _ROLES if mark in cmdline), None)
-        if role is None and _descends_from(pid, parent, me, processes):
+        if role is None and _descends_from(pid, parent, me, found):
             role = LOAD
         if role is not None:
             reading[pid] = (role, seconds)
