@@ -597,19 +597,29 @@ async def test_a_lingering_batch_leaves_when_the_one_in_flight_is_done(stack: St
         assert len(batches) == 1
 
 
-@pytest.mark.parametrize("cpu_bound", [True, False])
-async def test_batches_leave_no_sooner_than_the_minimum_interval_only_when_cpu_bound(
-    stack: Stack, cpu_bound: bool
+class SetPressure(CpuLoad):
+    """A load whose pressure the test sets (CpuLoad's own measure: test_scores_cpu_load)."""
+
+    def __init__(self, pressure: float) -> None:
+        super().__init__()
+        self.set_to = pressure
+
+    def pressure(self) -> float:
+        return self.set_to
+
+
+@pytest.mark.parametrize(("pressure", "shortest", "longest"), [(1.0, 1.95, 3.0), (0.5, 0.95, 1.6), (0.0, 0.25, 0.9)])
+async def test_batches_leave_no_sooner_than_the_minimum_interval_scaled_by_cpu_pressure(
+    stack: Stack, pressure: float, shortest: float, longest: float
 ) -> None:
-    # CPU-bound, a batch whose predecessor is done still waits until the minimum interval
-    # since that one left has passed (so it grows); otherwise it leaves at once.
+    # CPU-bound, a batch whose predecessor is done still waits until the minimum interval,
+    # scaled by the pressure, since that one left has passed (so it grows); without
+    # pressure it leaves as soon as its predecessor is done.
     admin = await new_admin(stack)
     board = await make_board(admin)
     first, *later = own_submissions(board, 4)
-    # Threshold 0: any CPU use counts as busy; infinite: nothing does.
-    load = CpuLoad(threshold=0.0 if cpu_bound else float("inf"), window_seconds=0.0)
     async with own_batcher(
-        stack, SlowLink, max_batch=100, linger_seconds=30.0, min_interval_seconds=1.5, load=load
+        stack, SlowLink, max_batch=100, linger_seconds=30.0, min_interval_seconds=2.0, load=SetPressure(pressure)
     ) as (batcher, _):
         in_flight = asyncio.create_task(batcher.submit_many([first]))
         await asyncio.sleep(0.05)  # the first batch left at once (none had left before it)
@@ -619,15 +629,12 @@ async def test_batches_leave_no_sooner_than_the_minimum_interval_only_when_cpu_b
         answers = [reply for (reply,) in replies if isinstance(reply, scores_pb2.SubmitScoreResponse)]
         assert len(answers) == len(later) and all(a.applied for a in answers)
         # They left together (creation times are per batch, in wall-clock milliseconds):
-        # when the first batch was done (~0.3 s), or 1.5 s after it left.
+        # when the first batch was done (~0.3 s), or the scaled interval after it left.
         assert len({a.submission.create_time.ToMilliseconds() for a in answers}) == 1
         gap = (
             answers[0].submission.create_time.ToDatetime() - head.submission.create_time.ToDatetime()
         ).total_seconds()
-        if cpu_bound:
-            assert gap >= 1.45
-        else:
-            assert 0.25 <= gap < 1.0
+        assert shortest <= gap < longest
 
 
 async def test_first_answers_are_stored_even_when_traffic_stops(stack: Stack) -> None:

@@ -182,6 +182,7 @@ class SubmitBatcher:
         self._min_interval = min_interval_seconds
         self._load = load or CpuLoad()
         self._last_left = 0.0  # the loop's time when the last batch left
+        self._loop: asyncio.AbstractEventLoop  # set by start(): submissions need the worker
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Call] = asyncio.Queue()
         # A call taken off the queue that did not fit the batch being filled.
@@ -204,6 +205,7 @@ class SubmitBatcher:
         self._unstored: dict[int, asyncio.Future[bytes | None]] = {}
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._worker = asyncio.create_task(self._run(), name="submit-batcher")
 
     async def stop(self) -> None:
@@ -230,7 +232,9 @@ class SubmitBatcher:
         target, which is then its outcome: a batch reply needs no copy of each answer."""
         if not items:
             return []
-        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        # The loop kept at start: asyncio.get_running_loop() costs a getpid() system call
+        # on Python 3.11, once per submission here.
+        future: asyncio.Future[list[Outcome]] = self._loop.create_future()
         self._queue.put_nowait(_Call(items, future, targets))
         return await future
 
@@ -254,10 +258,13 @@ class SubmitBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), self._linger)
                 size = self._drain(batch, size)
-            if self._min_interval and size < self._max_batch and self._carry is None and self._load.busy():
+            if self._min_interval and size < self._max_batch and self._carry is None:
                 # CPU-bound, each batch's fixed cost (a statement, an ApplyScores call) is
-                # what limits throughput: let batches grow by leaving no more often than this.
-                wait = self._last_left + self._min_interval - asyncio.get_running_loop().time()
+                # what limits throughput: batches grow by leaving less often, the more so the
+                # busier the process. Only so much: in a closed loop of callers the wait is
+                # latency, and latency is what bounds their rate when the core is not full.
+                interval = self._min_interval * self._load.pressure()
+                wait = self._last_left + interval - self._loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                     size = self._drain(batch, size)
@@ -267,7 +274,7 @@ class SubmitBatcher:
                 # grow with the wait instead of each waiting for a slot of its own.
                 size = self._drain(batch, size)
             self._busy += 1
-            self._last_left = asyncio.get_running_loop().time()
+            self._last_left = self._loop.time()
             self._idle.clear()
             task = asyncio.create_task(self._process(batch))
             self._tasks.add(task)
