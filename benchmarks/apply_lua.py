@@ -43,6 +43,7 @@ from services.ranking import rank_store
 
 EVENTS_PER_CALL = 1000
 BOARD = "bench"
+BASE = f"lb:{{lb:{BOARD}}}"
 BEST = 1
 WIDTH = rank_store.EVENT_FIELDS  # all-time only: no (period, expiry) pairs
 
@@ -91,31 +92,57 @@ async def _evalsha(redis: Redis, sha: str, key: str, *args: Any) -> Any:
     return await cast(Awaitable[Any], redis.evalsha(sha, 1, key, *args))
 
 
+class RandomEvents:
+    """A board seeded through apply.lua with `players` players, each given a standing in
+    order (measured calls then meet a full board, as `bench batch-submit` does after its
+    seeding), and calls of events of random players and scores for it."""
+
+    def __init__(self, redis: Redis, apply_sha: str, players: int, rng: random.Random) -> None:
+        self.redis = redis
+        self.apply_sha = apply_sha
+        self.players = players
+        self.rng = rng
+        self.keys = [bytes.fromhex(u.replace("-", "")) for u in random_uuid4s(players, rng)]
+        self.now = int(time.time() * 1000)
+
+    @classmethod
+    async def seeded(
+        cls, redis: Redis, scripts: dict[str, rank_store.Script], players: int, rng: random.Random
+    ) -> RandomEvents:
+        await _evalsha(redis, await redis.script_load(scripts["init"].source), BASE, "0")
+        board = cls(redis, await redis.script_load(scripts["apply"].source), players, rng)
+        order = iter(range(players))
+        for _ in range(-(-players // EVENTS_PER_CALL)):
+            await board.apply(board.call_args(EVENTS_PER_CALL, lambda: next(order, 0)))
+        return board
+
+    def random_player(self) -> int:
+        return int(self.rng.random() * self.players)
+
+    def call_args(self, count: int, index: Callable[[], int] | None = None) -> tuple[Any, ...]:
+        """apply.lua's arguments for `count` events (players from `index`, else random)."""
+        index = index or self.random_player
+        fields: list[Any] = []
+        for event_id in uuid7s(count, self.now):
+            fields += [
+                rank_store.event_key(event_id), self.keys[index()], -int(self.rng.random() * 1e9), self.now, "", "", 0
+            ]  # fmt: skip
+        return ("live", self.now, 60_000, BEST, 0, rank_store.encode_events(WIDTH, fields))
+
+    async def apply(self, args: tuple[Any, ...]) -> Any:
+        return await _evalsha(self.redis, self.apply_sha, BASE, *args)
+
+
 async def measure(directory: Path, *, players: int, calls: int, seed: int) -> dict[str, float]:
     scripts = _scripts(directory)
     root = Path(tempfile.mkdtemp(prefix="apply-lua-"))
     server = CountedValkey(root)
     redis = Redis(port=server.port, socket_timeout=600)
     try:
-        base = f"lb:{{lb:{BOARD}}}"
-        await _evalsha(redis, await redis.script_load(scripts["init"].source), base, "0")
-        apply_sha = await redis.script_load(scripts["apply"].source)
         rng = random.Random(seed)
-        keys = [bytes.fromhex(u.replace("-", "")) for u in random_uuid4s(players, rng)]
-        now = int(time.time() * 1000)
-
-        def call_args(indexes: Callable[[], int]) -> tuple[Any, ...]:
-            fields: list[Any] = []
-            for event_id in uuid7s(EVENTS_PER_CALL, now):
-                fields += [rank_store.event_key(event_id), keys[indexes()], -int(rng.random() * 1e9), now, "", "", 0]
-            return ("live", now, 60_000, BEST, 0, rank_store.encode_events(WIDTH, fields))
-
-        # Every player gets a standing first (in order), then random ones: the measured
-        # calls meet a full board, as `bench batch-submit` does after its seeding.
-        order = iter(range(players))
-        for _ in range(-(-players // EVENTS_PER_CALL)):
-            await _evalsha(redis, apply_sha, base, *call_args(lambda: next(order, 0)))
-        measured = [call_args(lambda: int(rng.random() * players)) for _ in range(calls)]
+        board = await RandomEvents.seeded(redis, scripts, players, rng)
+        keys = board.keys
+        measured = [board.call_args(EVENTS_PER_CALL) for _ in range(calls)]
         zset = "baseline:zset"
         for start in range(0, players, 1000):
             chunk = keys[start : start + 1000]
@@ -128,7 +155,7 @@ async def measure(directory: Path, *, players: int, calls: int, seed: int) -> di
         counter.instrument(True)
         counter.zero()
         for args in measured:
-            await _evalsha(redis, apply_sha, base, *args)
+            await board.apply(args)
         applied = counter.dump()
         counter.zero()
         for shot in pairs:

