@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import grpc
 from google.rpc import status_pb2
@@ -26,14 +26,13 @@ from leaderboard.runtime.errors import (
     Unimplemented,
     internal_error_status,
 )
+from leaderboard.runtime.generic_handlers import GenericHandler, GenericRegistration, Handler
 from leaderboard.runtime.ids import random_hex
 from leaderboard.runtime.tokens import TokenVerifier, bearer_token
 
 log = logging.getLogger("leaderboard.rpc")
 
 Metadata = Sequence[tuple[str, str | bytes]]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-GenericHandler: TypeAlias = "grpc.GenericRpcHandler[Any, Any]"
 
 
 _CODES_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
@@ -210,18 +209,14 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         return self._guard.guard(handler_call_details.method, handler)
 
 
-class GuardedServer:
+class GuardedServer(GenericRegistration):
     """What a service registers its servicer on: every handler it adds, by either
-    of gRPC's two registration paths, goes through the guard, so no RPC of ours
-    can be reached unauthenticated."""
+    of gRPC's two registration paths, goes through the guard (as a generic handler,
+    see generic_handlers), so no RPC of ours can be reached unauthenticated."""
 
     def __init__(self, server: grpc.aio.Server, guard: RpcGuard) -> None:
-        self._server = server
+        super().__init__(server)
         self._guard = guard
 
-    def add_generic_rpc_handlers(self, handlers: Sequence[GenericHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h, self._guard) for h in handlers))
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: dict[str, Handler]) -> None:
-        guarded = {name: self._guard.guard(f"/{service_name}/{name}", h) for name, h in method_handlers.items()}
-        self._server.add_registered_method_handlers(service_name, guarded)  # type: ignore[attr-defined]
+    def wrap(self, handler: GenericHandler) -> GenericHandler:
+        return _GuardedGenericHandler(handler, self._guard)

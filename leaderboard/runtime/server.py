@@ -19,13 +19,14 @@ from typing import Protocol, cast
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leaderboard.client import SERVICE_NAMES, Client
 from leaderboard.runtime.config import Settings
 from leaderboard.runtime.db import create_engine, session_factory
+from leaderboard.runtime.generic_handlers import GenericRegistration
 from leaderboard.runtime.metrics import start_metrics_endpoint
 from leaderboard.runtime.process import tune_gc
 from leaderboard.runtime.redis_store import create_redis
@@ -177,9 +178,13 @@ async def start_service(
     )
     service.register(cast(grpc.aio.Server, GuardedServer(server, RpcGuard(name, runtime.verifier))))
     health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    generic = GenericRegistration(server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, cast(grpc.aio.Server, generic))
     full_name = SERVICE_NAMES[name]
-    reflection.enable_server_reflection((full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    # What reflection.enable_server_reflection does for a grpc.aio server, on `generic`
+    # (`aio` is in the module's __all__, which mypy does not see: it is set conditionally).
+    servicer = reflection.aio.ReflectionServicer((full_name, health.SERVICE_NAME, reflection.SERVICE_NAME))  # type: ignore[attr-defined]
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, cast(grpc.aio.Server, generic))
     bound = server.add_insecure_port(f"{settings.host}:{settings.port(name) if port is None else port}")
     if bound == 0:
         raise RuntimeError(f"cannot bind {settings.host}:{port}")
