@@ -10,6 +10,11 @@ from typing import Any
 
 from leaderboard.runtime.context import request_id_var
 
+# Libraries' loggers that write a DEBUG line per RPC: held at INFO when the service logs at
+# DEBUG. grpc's Cython layer logs "Loaded running loop" about once per call, which at 64
+# callers was ~28 lines per batch line of ours and most of DEBUG's cost.
+_CHATTY_AT_DEBUG = ("grpc._cython.cygrpc",)
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -44,4 +49,6 @@ def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = T
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _CHATTY_AT_DEBUG:
+        logging.getLogger(name).setLevel(logging.INFO if root.level < logging.INFO else logging.NOTSET)
     logging.Formatter.converter = time.gmtime
