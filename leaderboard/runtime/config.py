@@ -132,7 +132,12 @@ class Settings:
         "listen on base + 10*i + w. 0 disables the metrics endpoints.",
         parse=_port,
     )
-    log_level: str = _setting("INFO", "Log level: DEBUG, INFO, WARNING, ERROR.", parse=_log_level)
+    log_level: str = _setting(
+        "INFO",
+        "Log level: DEBUG, INFO, WARNING, ERROR. At DEBUG, grpc's own per-call debug lines stay out (its "
+        "logger is held at INFO).",
+        parse=_log_level,
+    )
     log_json: bool = _setting(True, "Log one JSON object per line (false: plain text).", parse=_bool)
     shutdown_grace_seconds: float = _setting(
         5.0, "How long in-flight RPCs get to finish on SIGTERM.", parse=_positive_float
