@@ -7,11 +7,11 @@ its next call with `asyncio.wait` over one pending request per registered
 method plus one for all generic calls, so every call it accepts costs a set,
 an add_done_callback and a remove_done_callback per registered method, and a
 new task. ScoreService with health and reflection registered 8 methods,
-RankingService 17; a bare echo server spent 3% more CPU per call with 9
-registered methods, 6% more with 18 (docs/benchmarks.md). Served as generic
-handlers only, the server waits on one request,
-as the bare echo server of the benchmarks does; a call then finds its handler
-with a dictionary lookup per generic handler tried, in registration order.
+RankingService 17; a bare echo server spent 3-4% more CPU per call with 9
+registered methods, 6-9% more with 18 (`python -m benchmarks.grpc_server_variants`).
+Served as generic handlers only, the server waits on one request, as the
+benchmarks' echo server does; a call then finds its handler with a dictionary
+lookup per generic handler tried, in registration order.
 """
 
 from __future__ import annotations
